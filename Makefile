@@ -1,0 +1,50 @@
+# verbex-client developer commands. `make demo` and `make test` do all set-up
+# on a fresh machine (Python 3.11+, make; node/npm for the contract tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export SCARF_ANALYTICS := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install generate check-generated update-spec lint typecheck test pytest bench demo reliability clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+generate: | $(STAMP)
+	$(BIN)/python scripts/generate.py generate
+
+check-generated: | $(STAMP)
+	$(BIN)/python scripts/generate.py check
+
+update-spec: | $(STAMP)
+	@test -n "$(SPEC)" || { echo "usage: make update-spec SPEC=path/to/openapi.json" >&2; exit 2; }
+	$(BIN)/python scripts/update_spec.py "$(SPEC)"
+
+lint: | $(STAMP)
+	$(BIN)/ruff check wrapper tests scripts benchmarks
+	$(BIN)/ruff format --check wrapper tests scripts benchmarks
+
+typecheck: | $(STAMP)
+	$(BIN)/mypy
+
+pytest: | $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: install lint typecheck check-generated
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) node_modules build dist .build .mypy_cache .ruff_cache .pytest_cache .hypothesis .schemathesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

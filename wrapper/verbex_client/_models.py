@@ -1,0 +1,88 @@
+"""Immutable result types users receive."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import attrs
+
+from ._redact import redact_url
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["APIResponse", "SignedRecordingUrl"]
+
+# Subtracted from the deadline so a URL is not handed to a download that
+# would start just as it dies (request latency, small clock differences).
+EXPIRY_MARGIN_SECONDS = 5.0
+
+T = TypeVar("T")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.frozen(repr=False)
+class SignedRecordingUrl:
+    """A time-limited URL to one call's recording.
+
+    `url` is a bearer credential until it expires, so `repr()`/`str()` show
+    only its host and path. Expiry is judged by the earlier of the server's
+    `expires_at` and `received_at + expiration_minutes`, so neither a local
+    clock behind the server's nor one ahead of it makes a dead URL look alive.
+    """
+
+    call_id: str
+    file_name: str
+    url: str
+    expiration_minutes: int
+    expires_at: datetime
+    received_at: datetime
+
+    @property
+    def deadline(self) -> datetime:
+        """The earliest moment the URL may stop working, margin included."""
+        by_duration = self.received_at + timedelta(minutes=self.expiration_minutes)
+        return min(self.expires_at, by_duration) - timedelta(seconds=EXPIRY_MARGIN_SECONDS)
+
+    def seconds_remaining(self, now: datetime | None = None) -> float:
+        """Seconds until `deadline` (negative once past), measured from `now` (UTC by default)."""
+        return (self.deadline - (now or _utcnow())).total_seconds()
+
+    @property
+    def expired(self) -> bool:
+        return self.seconds_remaining() <= 0
+
+    def __repr__(self) -> str:
+        return (
+            f"SignedRecordingUrl(call_id={self.call_id!r}, file_name={self.file_name!r}, "
+            f"url={redact_url(self.url)!r}, expires_at={self.expires_at.isoformat()!r})"
+        )
+
+    __str__ = __repr__
+
+
+@attrs.frozen(repr=False)
+class APIResponse(Generic[T]):
+    """What `with_raw_response` methods return: the parsed value and the raw `httpx.Response`."""
+
+    parsed: T
+    http_response: httpx.Response
+
+    def parse(self) -> T:
+        """The parsed value (openai-python's spelling)."""
+        return self.parsed
+
+    @property
+    def status_code(self) -> int:
+        return self.http_response.status_code
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self.http_response.headers
+
+    def __repr__(self) -> str:
+        return f"APIResponse(status_code={self.status_code}, parsed={self.parsed!r})"
