@@ -1,0 +1,150 @@
+"""Client construction: options, environment fallbacks, headers, escape hatches."""
+
+from __future__ import annotations
+
+import platform
+
+import httpx
+import pytest
+
+import verbex_client
+from verbex_client import AsyncVerbex, ConfigurationError, Verbex
+from verbex_client.testing import Sandbox
+
+
+def test_no_key_anywhere_is_a_configuration_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VERBEX_API_KEY", raising=False)
+    for cls in (Verbex, AsyncVerbex):
+        with pytest.raises(ConfigurationError, match="VERBEX_API_KEY"):
+            cls()
+
+
+def test_key_and_base_url_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, verbex_sandbox: Sandbox) -> None:
+    monkeypatch.setenv("VERBEX_API_KEY", verbex_sandbox.api_key)
+    monkeypatch.setenv("VERBEX_BASE_URL", verbex_sandbox.base_url)
+    verbex_sandbox.add_recording("c1", b"x" * 10)
+    with Verbex() as client:
+        assert client.base_url == verbex_sandbox.base_url
+        assert client.recordings.signed_url("c1").call_id == "c1"
+    (request,) = verbex_sandbox.api_requests()
+    assert request.headers["Authorization"] == "Bearer ***"  # sandbox masks; it accepted the real key
+
+
+def test_default_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VERBEX_BASE_URL", raising=False)
+    with Verbex(api_key="API_" + "k" * 60) as client:
+        assert client.base_url == "https://api.verbex.ai"
+
+
+def test_explicit_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERBEX_BASE_URL", "http://127.0.0.1:1")
+    with Verbex(api_key="API_explicit_key", base_url="http://127.0.0.1:2/") as client:
+        assert client.base_url == "http://127.0.0.1:2"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"timeout": "30"}, TypeError),
+        ({"timeout": True}, TypeError),
+        ({"timeout": 0}, ValueError),
+        ({"timeout": -1.0}, ValueError),
+        ({"max_retries": -1}, ValueError),
+        ({"max_retries": 1.5}, TypeError),
+        ({"max_retries": True}, TypeError),
+        ({"base_url": "ftp://x"}, ConfigurationError),
+        ({"base_url": "not a url"}, ConfigurationError),
+        ({"api_key": 123}, TypeError),
+        ({"api_key": "API_key\n"}, ConfigurationError),
+        ({"default_headers": {"Authorization": "Bearer other"}}, ConfigurationError),
+        ({"http_client": object()}, TypeError),
+    ],
+)
+def test_bad_options_are_rejected_at_construction(kwargs: dict[str, object], error: type[Exception]) -> None:
+    options = {"api_key": "API_valid_key_123", **kwargs}
+    with pytest.raises(error):
+        Verbex(**options)  # type: ignore[arg-type]
+
+
+def test_timeout_accepts_seconds_or_httpx_timeout() -> None:
+    with Verbex(api_key="API_valid_key_123", timeout=5) as client:
+        assert client.timeout == httpx.Timeout(5.0)
+    custom = httpx.Timeout(3.0, connect=1.0)
+    with Verbex(api_key="API_valid_key_123", timeout=custom) as client:
+        assert client.timeout is custom
+
+
+def test_every_request_sends_user_agent_auth_and_default_headers(mode: str, verbex_sandbox: Sandbox) -> None:
+    from conftest import call_signed_url
+
+    verbex_sandbox.add_recording("c1", b"abc")
+    call_signed_url(mode, verbex_sandbox, "c1", client_options={"default_headers": {"X-Team": "qa"}})
+    (request,) = verbex_sandbox.api_requests()
+    python = ".".join(platform.python_version_tuple()[:2])
+    agent = request.headers["User-Agent"]
+    assert agent.startswith(f"verbex-client/{verbex_client.__version__} python/{python}")
+    assert agent.endswith(f"httpx/{httpx.__version__}")
+    assert request.headers["X-Team"] == "qa"
+    assert request.json() == {"call_id": "c1", "expiration_url_in_minutes": 10}
+
+
+def test_with_options_shares_the_pool_and_overrides(verbex_sandbox: Sandbox) -> None:
+    verbex_sandbox.add_recording("c1", b"abc")
+    with verbex_sandbox.client() as client:
+        copy = client.with_options(max_retries=0, default_headers={"X-Copy": "1"}, timeout=2.0)
+        assert copy._transport.http is client._transport.http
+        assert copy.max_retries == 0 and client.max_retries == 2
+        copy.recordings.signed_url("c1")
+        client.recordings.signed_url("c1")
+        first, second = verbex_sandbox.api_requests()
+        assert first.headers.get("X-Copy") == "1" and "X-Copy" not in second.headers
+        wrong_key = client.with_options(api_key="API_wrong_key_456")
+        with pytest.raises(verbex_client.AuthenticationError):
+            wrong_key.recordings.signed_url("c1")
+        copy.close()  # a copy does not own the shared pool
+        assert client.recordings.signed_url("c1").call_id == "c1"
+        with pytest.raises(TypeError, match="unexpected option"):
+            client.with_options(verify=False)
+
+
+def test_async_with_options_shares_the_pool(verbex_sandbox: Sandbox) -> None:
+    import asyncio
+
+    verbex_sandbox.add_recording("c1", b"abc")
+
+    async def run() -> None:
+        async with verbex_sandbox.async_client() as client:
+            copy = client.with_options(default_headers={"X-Copy": "1"})
+            assert copy._transport.http is client._transport.http
+            await copy.recordings.signed_url("c1")
+            assert verbex_sandbox.api_requests()[-1].headers["X-Copy"] == "1"
+
+    asyncio.run(run())
+
+
+def test_user_supplied_http_client_is_used_and_left_open(verbex_sandbox: Sandbox) -> None:
+    verbex_sandbox.add_recording("c1", b"abc")
+    seen: list[str] = []
+    http = httpx.Client(event_hooks={"request": [lambda r: seen.append(r.url.path)]})
+    with verbex_sandbox.client(http_client=http) as client:
+        assert client.recordings.signed_url("c1").file_name == "c1.ogg"
+    assert seen == ["/v1/call-recording/signed-url"]
+    assert not http.is_closed
+    http.close()
+
+
+def test_generated_client_escape_hatch_is_configured(verbex_sandbox: Sandbox) -> None:
+    from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as op
+    from verbex_api.models import CallRecordingRequest, CallRecordingSignedUrlResponse
+
+    verbex_sandbox.add_recording("c1", b"abc")
+    with verbex_sandbox.client() as client:
+        parsed = op.sync(client=client.api, body=CallRecordingRequest(call_id="c1"))
+        assert isinstance(parsed, CallRecordingSignedUrlResponse)
+        assert verbex_sandbox.api_key not in repr(client.api)
+
+
+def test_client_reprs_hide_the_key(verbex_sandbox: Sandbox) -> None:
+    with verbex_sandbox.client() as client:
+        assert verbex_sandbox.api_key not in repr(client)
+        assert verbex_sandbox.api_key not in repr(client._options)
