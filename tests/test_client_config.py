@@ -12,14 +12,18 @@ from verbex_client import AsyncVerbex, ConfigurationError, Verbex
 from verbex_client.testing import Sandbox
 
 
-def test_no_key_anywhere_is_a_configuration_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_key_anywhere_is_a_configuration_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("VERBEX_API_KEY", raising=False)
     for cls in (Verbex, AsyncVerbex):
         with pytest.raises(ConfigurationError, match="VERBEX_API_KEY"):
             cls()
 
 
-def test_key_and_base_url_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, verbex_sandbox: Sandbox) -> None:
+def test_key_and_base_url_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, verbex_sandbox: Sandbox
+) -> None:
     monkeypatch.setenv("VERBEX_API_KEY", verbex_sandbox.api_key)
     monkeypatch.setenv("VERBEX_BASE_URL", verbex_sandbox.base_url)
     verbex_sandbox.add_recording("c1", b"x" * 10)

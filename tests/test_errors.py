@@ -27,7 +27,9 @@ from verbex_client.testing import Sandbox
         (503, vc.InternalServerError),
     ],
 )
-def test_each_status_maps_to_its_exception(mode: str, verbex_sandbox: Sandbox, status: int, exc_type: type) -> None:
+def test_each_status_maps_to_its_exception(
+    mode: str, verbex_sandbox: Sandbox, status: int, exc_type: type
+) -> None:
     body = json.dumps({"error": f"code_{status}", "message": f"Message {status}"}).encode()
     verbex_sandbox.fail_next(5, status=status, body=body)
     with pytest.raises(exc_type) as info:
@@ -35,8 +37,15 @@ def test_each_status_maps_to_its_exception(mode: str, verbex_sandbox: Sandbox, s
     error = info.value
     assert type(error) is exc_type
     assert isinstance(error, vc.APIStatusError) and isinstance(error, vc.VerbexError)
-    assert error.status_code == status and error.code == f"code_{status}" and error.message == f"Message {status}"
-    assert error.response.status_code == status and error.body == {"error": f"code_{status}", "message": f"Message {status}"}
+    assert (
+        error.status_code == status
+        and error.code == f"code_{status}"
+        and error.message == f"Message {status}"
+    )
+    assert error.response.status_code == status and error.body == {
+        "error": f"code_{status}",
+        "message": f"Message {status}",
+    }
     assert str(error) == f"{status} code_{status}: Message {status}"
 
 
@@ -52,13 +61,20 @@ def test_real_sandbox_401_and_404(mode: str, verbex_sandbox: Sandbox) -> None:
 def test_422_exposes_the_servers_validation_errors(mode: str, verbex_sandbox: Sandbox) -> None:
     detail = [
         {"loc": ["body", "call_id"], "msg": "Field required", "type": "missing"},
-        {"loc": ["body", "expiration_url_in_minutes"], "msg": "Input should be a valid integer", "type": "int_type"},
+        {
+            "loc": ["body", "expiration_url_in_minutes"],
+            "msg": "Input should be a valid integer",
+            "type": "int_type",
+        },
     ]
     verbex_sandbox.fail_next(status=422, body=json.dumps({"detail": detail}).encode())
     with pytest.raises(vc.UnprocessableEntityError) as info:
         call_signed_url(mode, verbex_sandbox, "c1")
     assert info.value.errors == detail
-    assert info.value.message == "body.call_id: Field required; body.expiration_url_in_minutes: Input should be a valid integer"
+    assert (
+        info.value.message
+        == "body.call_id: Field required; body.expiration_url_in_minutes: Input should be a valid integer"
+    )
 
 
 def test_429_carries_retry_after(mode: str, verbex_sandbox: Sandbox) -> None:
@@ -72,9 +88,17 @@ def test_429_carries_retry_after(mode: str, verbex_sandbox: Sandbox) -> None:
     ("body", "content_type", "message"),
     [
         (b'{"detail": "Not authenticated"}', "application/json", "Not authenticated"),
-        (b"<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>", "text/html", "502 Bad Gateway"),
+        (
+            b"<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>",
+            "text/html",
+            "502 Bad Gateway",
+        ),
         (b"<html><body><h1>Upstream   gone</h1></body></html>", "text/html", "Upstream gone"),
-        (b"upstream connect error or disconnect/reset before headers", "text/plain", "upstream connect error or disconnect/reset before headers"),
+        (
+            b"upstream connect error or disconnect/reset before headers",
+            "text/plain",
+            "upstream connect error or disconnect/reset before headers",
+        ),
         (b"", "text/plain", "Bad Request"),
         (b"   ", "application/json", "Bad Request"),
         (b'{"error": {"code": "nested", "message": "Nested shape"}}', "application/json", "Nested shape"),
@@ -104,15 +128,42 @@ def test_malformed_error_bodies_still_give_a_short_readable_message(
         (b'{"file_name": ', "not JSON"),
         (b"[]", "expected a JSON object"),
         (b"null", "expected a JSON object"),
-        (b'{"file_name": "a.ogg", "expiration_minutes": 10, "expires_at": "2026-04-02T06:25:27Z"}', "missing field 'signed_url'"),
-        (b'{"signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": "2026-04-02T06:25:27Z"}', "missing field 'file_name'"),
-        (b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": 10}', "missing field 'expires_at'"),
-        (b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": "10", "expires_at": "2026-04-02T06:25:27Z"}', "'expiration_minutes' must be int"),
-        (b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": true, "expires_at": "2026-04-02T06:25:27Z"}', "'expiration_minutes' must be int"),
-        (b'{"file_name": 5, "signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": "2026-04-02T06:25:27Z"}', "'file_name' must be str"),
-        (b'{"file_name": "a", "signed_url": "ftp://h/p", "expiration_minutes": 10, "expires_at": "2026-04-02T06:25:27Z"}', "not an http(s) URL"),
-        (b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": "soon"}', "unparseable field 'expires_at'"),
-        (b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": 17}', "unparseable field 'expires_at'"),
+        (
+            b'{"file_name": "a.ogg", "expiration_minutes": 10, "expires_at": "2026-04-02T06:25:27Z"}',
+            "missing field 'signed_url'",
+        ),
+        (
+            b'{"signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": "2026-04-02T06:25:27Z"}',
+            "missing field 'file_name'",
+        ),
+        (
+            b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": 10}',
+            "missing field 'expires_at'",
+        ),
+        (
+            b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": "10", "expires_at": "2026-04-02T06:25:27Z"}',
+            "'expiration_minutes' must be int",
+        ),
+        (
+            b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": true, "expires_at": "2026-04-02T06:25:27Z"}',
+            "'expiration_minutes' must be int",
+        ),
+        (
+            b'{"file_name": 5, "signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": "2026-04-02T06:25:27Z"}',
+            "'file_name' must be str",
+        ),
+        (
+            b'{"file_name": "a", "signed_url": "ftp://h/p", "expiration_minutes": 10, "expires_at": "2026-04-02T06:25:27Z"}',
+            "not an http(s) URL",
+        ),
+        (
+            b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": "soon"}',
+            "unparseable field 'expires_at'",
+        ),
+        (
+            b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": 17}',
+            "unparseable field 'expires_at'",
+        ),
     ],
 )
 def test_bad_success_bodies_raise_response_validation_error(
@@ -132,7 +183,9 @@ def test_request_id_is_picked_up(verbex_sandbox: Sandbox) -> None:
 
     response = httpx.Response(500, headers={"x-request-id": "req-42"}, content=b"boom")
     error = status_error(response, secrets=())
-    assert isinstance(error, vc.InternalServerError) and error.request_id == "req-42" and error.message == "boom"
+    assert (
+        isinstance(error, vc.InternalServerError) and error.request_id == "req-42" and error.message == "boom"
+    )
 
 
 def test_connection_failure_is_api_connection_error(mode: str, sleeps: SleepRecorder) -> None:
@@ -162,5 +215,7 @@ def test_read_timeout_is_api_timeout_error(mode: str, verbex_sandbox: Sandbox, s
     verbex_sandbox.add_recording("c1", b"abc")
     verbex_sandbox.delay_next(1.0, count=2)
     with pytest.raises(vc.APITimeoutError):
-        call_signed_url(mode, verbex_sandbox, "c1", client_options={"timeout": 0.2, "max_retries": 1}, sleeps=sleeps)
+        call_signed_url(
+            mode, verbex_sandbox, "c1", client_options={"timeout": 0.2, "max_retries": 1}, sleeps=sleeps
+        )
     assert sleeps.delays == [0.5]

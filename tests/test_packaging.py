@@ -34,8 +34,13 @@ def test_wheel_holds_both_packages_with_py_typed_and_no_tests(wheel: Path) -> No
     assert "verbex_client/py.typed" in names
     assert not [n for n in names if n.startswith("tests/") or "/tests/" in n or n.startswith("scripts/")]
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
-    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
-    assert sorted(r.split(":", 1)[1].strip().split(">")[0].split("<")[0] for r in requires) == ["attrs", "httpx"]
+    requires = [
+        line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line
+    ]
+    assert sorted(r.split(":", 1)[1].strip().split(">")[0].split("<")[0] for r in requires) == [
+        "attrs",
+        "httpx",
+    ]
 
 
 def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:

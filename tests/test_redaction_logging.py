@@ -70,12 +70,18 @@ def test_verbex_log_env_adds_a_stderr_handler(verbex_sandbox: Sandbox) -> None:
         "print(c.recordings.signed_url('c1').url)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={"VERBEX_LOG": "debug", "PATH": ""}
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"VERBEX_LOG": "debug", "PATH": ""},
     )
     assert result.returncode == 0, result.stderr
     assert "verbex_client" in result.stderr and "POST /v1/call-recording/signed-url -> 200" in result.stderr
     assert verbex_sandbox.api_key not in result.stderr
     signature = result.stdout.split("X-Goog-Signature=")[1].strip()
     assert signature not in result.stderr
-    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={"PATH": ""})
+    quiet = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={"PATH": ""}
+    )
     assert quiet.returncode == 0 and quiet.stderr == ""

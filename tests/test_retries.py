@@ -64,7 +64,9 @@ def test_500_twice_then_success(mode: str, verbex_sandbox: Sandbox, sleeps: Slee
     assert len(verbex_sandbox.api_requests()) == 3
 
 
-def test_retries_are_bounded_by_max_retries(mode: str, verbex_sandbox: Sandbox, sleeps: SleepRecorder) -> None:
+def test_retries_are_bounded_by_max_retries(
+    mode: str, verbex_sandbox: Sandbox, sleeps: SleepRecorder
+) -> None:
     verbex_sandbox.add_recording("c1", b"abc")
     verbex_sandbox.fail_next(10, status=503)
     with pytest.raises(vc.InternalServerError):
@@ -95,7 +97,9 @@ def test_retry_after_is_capped(mode: str, verbex_sandbox: Sandbox, sleeps: Sleep
 
 
 @pytest.mark.parametrize("status", [408, 409])
-def test_408_and_409_are_retried(mode: str, verbex_sandbox: Sandbox, sleeps: SleepRecorder, status: int) -> None:
+def test_408_and_409_are_retried(
+    mode: str, verbex_sandbox: Sandbox, sleeps: SleepRecorder, status: int
+) -> None:
     verbex_sandbox.add_recording("c1", b"abc")
     verbex_sandbox.fail_next(1, status=status)
     assert call_signed_url(mode, verbex_sandbox, "c1", sleeps=sleeps).call_id == "c1"
@@ -103,7 +107,9 @@ def test_408_and_409_are_retried(mode: str, verbex_sandbox: Sandbox, sleeps: Sle
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-def test_other_4xx_are_not_retried(mode: str, verbex_sandbox: Sandbox, sleeps: SleepRecorder, status: int) -> None:
+def test_other_4xx_are_not_retried(
+    mode: str, verbex_sandbox: Sandbox, sleeps: SleepRecorder, status: int
+) -> None:
     verbex_sandbox.fail_next(3, status=status)
     with pytest.raises(vc.APIStatusError):
         call_signed_url(mode, verbex_sandbox, "c1", sleeps=sleeps)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,13 +14,15 @@ from verbex_client.testing import Sandbox
 
 def test_returns_a_signed_url_for_a_known_call(mode: str, verbex_sandbox: Sandbox) -> None:
     verbex_sandbox.add_recording("call-1", b"OggS" + b"\0" * 100, file_name="call-1.ogg")
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     url = call_signed_url(mode, verbex_sandbox, "call-1", expires_in_minutes=15)
     assert isinstance(url, SignedRecordingUrl)
     assert url.call_id == "call-1" and url.file_name == "call-1.ogg" and url.expiration_minutes == 15
-    assert url.url.startswith(verbex_sandbox.base_url + "/verbex-recordings/") and "X-Goog-Signature=" in url.url
-    assert url.expires_at.tzinfo == timezone.utc
-    assert before <= url.received_at <= datetime.now(timezone.utc)
+    assert (
+        url.url.startswith(verbex_sandbox.base_url + "/verbex-recordings/") and "X-Goog-Signature=" in url.url
+    )
+    assert url.expires_at.tzinfo == UTC
+    assert before <= url.received_at <= datetime.now(UTC)
     assert 14 * 60 < url.seconds_remaining() <= 15 * 60
     assert not url.expired
     assert verbex_sandbox.api_requests()[0].json() == {"call_id": "call-1", "expiration_url_in_minutes": 15}
@@ -55,7 +57,12 @@ BAD_ARGUMENTS = [
 
 @pytest.mark.parametrize(("args", "kwargs", "error", "names"), BAD_ARGUMENTS)
 def test_bad_arguments_raise_before_anything_is_sent(
-    mode: str, verbex_sandbox: Sandbox, args: tuple[object, ...], kwargs: dict[str, object], error: type, names: str
+    mode: str,
+    verbex_sandbox: Sandbox,
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+    error: type,
+    names: str,
 ) -> None:
     with pytest.raises(error, match=names):
         call_signed_url(mode, verbex_sandbox, *args, **kwargs)
@@ -65,7 +72,9 @@ def test_bad_arguments_raise_before_anything_is_sent(
 @pytest.mark.parametrize("minutes", [1, 10080])
 def test_boundary_expiry_values_are_sent(mode: str, verbex_sandbox: Sandbox, minutes: int) -> None:
     verbex_sandbox.add_recording("c1", b"abc")
-    assert call_signed_url(mode, verbex_sandbox, "c1", expires_in_minutes=minutes).expiration_minutes == minutes
+    assert (
+        call_signed_url(mode, verbex_sandbox, "c1", expires_in_minutes=minutes).expiration_minutes == minutes
+    )
 
 
 def test_max_length_call_id_is_accepted(verbex_sandbox: Sandbox) -> None:
@@ -77,15 +86,15 @@ def test_max_length_call_id_is_accepted(verbex_sandbox: Sandbox) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("2026-04-02T06:25:27.773121825Z", datetime(2026, 4, 2, 6, 25, 27, 773121, tzinfo=timezone.utc)),
-        ("2026-04-02T06:25:27Z", datetime(2026, 4, 2, 6, 25, 27, tzinfo=timezone.utc)),
-        ("2026-04-02T08:25:27.5+02:00", datetime(2026, 4, 2, 6, 25, 27, 500000, tzinfo=timezone.utc)),
-        ("2026-04-02T06:25:27", datetime(2026, 4, 2, 6, 25, 27, tzinfo=timezone.utc)),
+        ("2026-04-02T06:25:27.773121825Z", datetime(2026, 4, 2, 6, 25, 27, 773121, tzinfo=UTC)),
+        ("2026-04-02T06:25:27Z", datetime(2026, 4, 2, 6, 25, 27, tzinfo=UTC)),
+        ("2026-04-02T08:25:27.5+02:00", datetime(2026, 4, 2, 6, 25, 27, 500000, tzinfo=UTC)),
+        ("2026-04-02T06:25:27", datetime(2026, 4, 2, 6, 25, 27, tzinfo=UTC)),
     ],
 )
 def test_timestamps_parse_to_aware_utc(text: str, expected: datetime) -> None:
     parsed = parse_timestamp(text)
-    assert parsed == expected and parsed.tzinfo == timezone.utc
+    assert parsed == expected and parsed.tzinfo == UTC
 
 
 @pytest.mark.parametrize("text", ["", "tomorrow", "2026-04-02", "2026-13-02T06:25:27Z", 12345, None])
@@ -106,7 +115,7 @@ def _url(expires_at: datetime, received_at: datetime, minutes: int = 10) -> Sign
 
 
 def test_expiry_uses_the_earlier_deadline_so_clock_skew_cannot_resurrect_a_url() -> None:
-    now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     # Local clock 1 h behind the server: expires_at looks far away, received_at + 10 min does not.
     behind = _url(expires_at=now + timedelta(minutes=70), received_at=now)
     assert behind.seconds_remaining(now + timedelta(minutes=9, seconds=56)) < 0
@@ -118,7 +127,7 @@ def test_expiry_uses_the_earlier_deadline_so_clock_skew_cannot_resurrect_a_url()
 
 
 def test_repr_and_str_show_host_path_expiry_but_no_credential_or_signature() -> None:
-    now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     url = _url(now, now)
     for text in (repr(url), str(url), f"{url}", repr([url])):
         assert "storage.googleapis.com/b/f.ogg" in text and "2026-01-01T12:00:00" in text
@@ -128,6 +137,6 @@ def test_repr_and_str_show_host_path_expiry_but_no_credential_or_signature() -> 
 def test_signed_url_is_immutable() -> None:
     import attrs
 
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         _url(now, now).url = "x"  # type: ignore[misc]

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import ROOT
 from test_generation import make, repo_copy  # noqa: F401  (fixture)
 
+from conftest import ROOT
+
 sys.path.insert(0, str(ROOT / "scripts"))
-import spec_diff  # noqa: E402
+import spec_diff
 
 Spec = dict[str, Any]
 OP = "POST /v1/call-recording/signed-url"
@@ -56,7 +56,10 @@ def test_removed_response_field_is_breaking() -> None:
 
 
 def test_newly_required_request_field_is_breaking() -> None:
-    c = only_change(base(), edited(lambda s: schemas(s)["CallRecordingRequest"]["required"].append("expiration_url_in_minutes")))
+    c = only_change(
+        base(),
+        edited(lambda s: schemas(s)["CallRecordingRequest"]["required"].append("expiration_url_in_minutes")),
+    )
     assert c.breaking and "newly required: expiration_url_in_minutes" in c.what
 
 
@@ -71,19 +74,30 @@ def test_new_required_request_field_is_breaking() -> None:
 
 
 def test_new_optional_request_field_is_not_breaking() -> None:
-    c = only_change(base(), edited(lambda s: schemas(s)["CallRecordingRequest"]["properties"].update(note={"type": "string"})))
+    c = only_change(
+        base(),
+        edited(lambda s: schemas(s)["CallRecordingRequest"]["properties"].update(note={"type": "string"})),
+    )
     assert not c.breaking and "request field added: note" in c.what
 
 
 def test_new_response_field_is_not_breaking() -> None:
     c = only_change(
-        base(), edited(lambda s: schemas(s)["CallRecordingSignedUrlResponse"]["properties"].update(size={"type": "integer"}))
+        base(),
+        edited(
+            lambda s: schemas(s)["CallRecordingSignedUrlResponse"]["properties"].update(
+                size={"type": "integer"}
+            )
+        ),
     )
     assert not c.breaking and "response field added: size" in c.what
 
 
 def test_response_field_made_optional_is_breaking() -> None:
-    c = only_change(base(), edited(lambda s: schemas(s)["CallRecordingSignedUrlResponse"]["required"].remove("signed_url")))
+    c = only_change(
+        base(),
+        edited(lambda s: schemas(s)["CallRecordingSignedUrlResponse"]["required"].remove("signed_url")),
+    )
     assert c.breaking and "newly optional: signed_url" in c.what
 
 
@@ -119,7 +133,9 @@ def test_status_codes_added_and_removed() -> None:
 
     changes = {c.what: c.breaking for c in spec_diff.diff(base(), edited(change))}
     assert changes == {"status 429 added": False, "status 404 removed": False}
-    success_gone = edited(lambda s: s["paths"]["/v1/call-recording/signed-url"]["post"]["responses"].pop("200"))
+    success_gone = edited(
+        lambda s: s["paths"]["/v1/call-recording/signed-url"]["post"]["responses"].pop("200")
+    )
     assert only_change(base(), success_gone).breaking
 
 
@@ -159,7 +175,7 @@ def test_update_spec_rejects_a_breaking_change_and_leaves_everything(repo_copy: 
     allowed = make(repo_copy, "update-spec", f"SPEC={new_spec}", ALLOW_BREAKING="1")
     assert allowed.returncode == 0, allowed.stderr
     model = (repo_copy / "generated/verbex_api/models/call_recording_signed_url_response.py").read_text()
-    assert "file_name: str" not in model and "d.pop(\"file_name\")" not in model
+    assert "file_name: str" not in model and 'd.pop("file_name")' not in model
     assert make(repo_copy, "check-generated").returncode == 0
 
 

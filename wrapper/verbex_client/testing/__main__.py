@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from ._audio import DEMO_CALL_IDS, demo_recording
+from ._audio import DEMO_CALL_IDS, demo_recording, tone_wav
 from ._sandbox import Sandbox
 
 
@@ -18,10 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--api-key", default=None, help="API key to accept (default: a random one)")
     parser.add_argument("--no-demo", action="store_true", help="start with no recordings loaded")
+    parser.add_argument(
+        "--any-call-id", action="store_true", help="answer every call id with a recording (for fuzzers)"
+    )
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Sandbox(host=args.host, port=args.port, api_key=args.api_key) as sandbox:
+    any_call_id = tone_wav(seconds=0.5) if args.any_call_id else None
+    with Sandbox(host=args.host, port=args.port, api_key=args.api_key, any_call_id=any_call_id) as sandbox:
         if not args.no_demo:
             for call_id in DEMO_CALL_IDS:
                 data, file_name = demo_recording(call_id)

@@ -86,11 +86,14 @@ class Sandbox:
         api_key: str | None = None,
         bucket: str = "verbex-recordings",
         clock: Callable[[], float] = time.time,
+        any_call_id: bytes | None = None,
     ) -> None:
         self.host, self._port = host, port
         self.api_key = api_key or "API_" + secrets.token_urlsafe(45)
         self.bucket = bucket
         self.clock = clock
+        # When set, every unknown call id has this recording (for fuzzers that invent ids).
+        self.any_call_id = any_call_id
         self.faults = FaultQueue()
         self.api_latency = 0.0
         self.storage_latency = 0.0
@@ -100,6 +103,7 @@ class Sandbox:
         self._by_path: dict[str, StoredObject] = {}
         self._requests: list[RecordedRequest] = []
         self._url_limits: dict[str, _UrlLimit] = {}
+        self._urls_issued = 0
         self._pending_limits: list[tuple[int | None, float | None, int | None]] = []
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -318,17 +322,25 @@ class Sandbox:
     def _issue_url(self, call_id: str, minutes: int) -> dict[str, Any] | None:
         with self._lock:
             entry = self._objects.get(call_id)
+        if entry is None and self.any_call_id is not None:
+            self.add_recording(call_id, self.any_call_id)
+            with self._lock:
+                entry = self._objects.get(call_id)
         if entry is None:
             return None
         object_path, name = entry.object_path, entry.file_name
         now = self._now()
         seconds = min(max(minutes, 1) * 60, 604_800)
+        with self._lock:
+            self._urls_issued += 1
+            url_id = self._urls_issued
         query = sign(
             self._secret,
             quote(object_path),
             issued=now,
             expires_seconds=seconds,
             credential="sandbox%40verbex",
+            url_id=url_id,
         )
         url = f"{self.base_url}{quote(object_path)}?{query}"
         signature = dict(parse_qsl(query))["X-Goog-Signature"]

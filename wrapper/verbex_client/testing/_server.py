@@ -174,11 +174,21 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._route_get()
 
+    def _other_method(self) -> None:
+        """FastAPI's answer to a method the route does not have (storage: GET/HEAD only too)."""
+        self.sandbox._record(self, self._read_body(), "api")
+        self._send_json(405, {"detail": "Method Not Allowed"}, {"Allow": "POST"})
+
+    def __getattr__(self, name: str) -> Any:
+        # Any method without a do_X (PUT, TRACE, QUERY, ...) gets 405 rather than 501.
+        if name.startswith("do_"):
+            return self._other_method
+        raise AttributeError(name)
+
     def _route_get(self) -> None:
         path = urlsplit(self.path).path
         if path == API_PATH:
-            self.sandbox._record(self, b"", "api")
-            self._send_json(405, {"detail": "Method Not Allowed"})
+            self._other_method()
             return
         self.sandbox._record(self, b"", "storage")
         self._storage()

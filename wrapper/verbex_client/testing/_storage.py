@@ -51,9 +51,16 @@ def _signature(secret: bytes, method: str, path: str, params: dict[str, str]) ->
     return hmac.new(secret, payload, hashlib.sha256).hexdigest()
 
 
-def sign(secret: bytes, path: str, *, issued: datetime, expires_seconds: int, credential: str) -> str:
-    """The query string of a signed GET URL for `path`."""
+def sign(
+    secret: bytes, path: str, *, issued: datetime, expires_seconds: int, credential: str, url_id: int
+) -> str:
+    """The query string of a signed GET URL for `path`.
+
+    `url_id` is an extra signed parameter (GCS signs any extra query parameter
+    too) so two URLs issued in the same second differ and faults can target one.
+    """
     params = {
+        "x-sandbox-url-id": str(url_id),
         "X-Goog-Algorithm": ALGORITHM,
         "X-Goog-Credential": f"{credential}/{issued:%Y%m%d}/auto/storage/goog4_request",
         "X-Goog-Date": f"{issued:%Y%m%dT%H%M%SZ}",
