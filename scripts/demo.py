@@ -74,7 +74,10 @@ def main() -> int:
             started = time.perf_counter()
             signed = client.recordings.signed_url(call_id, expires_in_minutes=5)
             print(f"    {signed!r}")
-            print(f"    {signed.seconds_remaining():.0f} s left; took {1000 * (time.perf_counter() - started):.1f} ms")
+            took_ms = 1000 * (time.perf_counter() - started)
+            print(f"    {signed.seconds_remaining():.0f} s left; took {took_ms:.1f} ms")
+        if signed.file_name != file_name:
+            raise SystemExit(f"demo: server named the file {signed.file_name!r}, expected {file_name!r}")
         target = OUT / signed.file_name
         target.unlink(missing_ok=True)
         step(f"downloading {signed.file_name}")
@@ -82,11 +85,15 @@ def main() -> int:
         step("verifying")
         data = target.read_bytes()
         if data != expected:
-            raise SystemExit(f"demo: downloaded bytes differ from the recording ({size} vs {len(expected)} bytes)")
+            raise SystemExit(
+                f"demo: downloaded bytes differ from the recording ({size} vs {len(expected)} bytes)"
+            )
         print(f"    byte-identical: {size} bytes, md5 {hashlib.md5(data).hexdigest()}")
         with wave.open(str(target)) as w:
             seconds = w.getnframes() / w.getframerate()
-            print(f"    real audio: WAV, {w.getnchannels()} channel(s), {w.getframerate()} Hz, {seconds:.2f} s")
+            print(
+                f"    real audio: WAV, {w.getnchannels()} channel(s), {w.getframerate()} Hz, {seconds:.2f} s"
+            )
         if not 1.5 <= seconds <= 10:
             raise SystemExit(f"demo: unexpected duration {seconds:.2f} s")
         step(f"done: {target.relative_to(ROOT)}")
