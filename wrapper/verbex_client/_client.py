@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import httpx
 
@@ -35,8 +35,45 @@ def _overridden(options: ClientOptions, overrides: dict[str, Any]) -> ClientOpti
     return resolve_options(**merged)
 
 
-class _ClientBase:
+def _prepare(
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float | httpx.Timeout,
+    max_retries: int,
+    default_headers: Mapping[str, str] | None,
+) -> ClientOptions:
+    options = resolve_options(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        default_headers=default_headers,
+    )
+    setup_from_env()
+    install_redaction()
+    return options
+
+
+TransportT = TypeVar("TransportT", SyncTransport, AsyncTransport)
+
+
+class _ClientBase(Generic[TransportT]):
     _options: ClientOptions
+    _transport: TransportT
+
+    def _setup(self, transport: TransportT) -> None:
+        self._transport = transport
+        self._options = transport.options
+        self._add_resources()
+
+    def _add_resources(self) -> None:
+        raise NotImplementedError
+
+    def with_options(self, **overrides: Any) -> Self:
+        """A copy with some options changed, sharing this client's connection pool."""
+        copy = object.__new__(type(self))
+        copy._setup(self._transport.derive(_overridden(self._options, overrides)))
+        return copy
 
     @property
     def base_url(self) -> str:
@@ -61,7 +98,7 @@ class _ClientBase:
         return f"{type(self).__name__}(base_url={self._options.base_url!r}, max_retries={self.max_retries})"
 
 
-class Verbex(_ClientBase):
+class Verbex(_ClientBase[SyncTransport]):
     """Synchronous client. `Verbex()` reads `VERBEX_API_KEY` and `VERBEX_BASE_URL`.
 
     Use as a context manager, or call `close()`, to release connections.
@@ -79,27 +116,11 @@ class Verbex(_ClientBase):
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError(f"http_client must be an httpx.Client, not {type(http_client).__name__}")
-        options = resolve_options(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=default_headers,
-        )
-        setup_from_env()
-        install_redaction()
+        options = _prepare(api_key, base_url, timeout, max_retries, default_headers)
         self._setup(SyncTransport(options, http_client))
 
-    def _setup(self, transport: SyncTransport) -> None:
-        self._transport = transport
-        self._options = transport.options
+    def _add_resources(self) -> None:
         self.recordings = Recordings(self)
-
-    def with_options(self, **overrides: Any) -> Verbex:
-        """A copy with some options changed, sharing this client's connection pool."""
-        copy = object.__new__(Verbex)
-        copy._setup(self._transport.derive(_overridden(self._options, overrides)))
-        return copy
 
     @functools.cached_property
     def api(self) -> verbex_api.Client:
@@ -128,7 +149,7 @@ class Verbex(_ClientBase):
         self.close()
 
 
-class AsyncVerbex(_ClientBase):
+class AsyncVerbex(_ClientBase[AsyncTransport]):
     """Asynchronous client with the same options as `Verbex`; use `async with` or `aclose()`."""
 
     def __init__(
@@ -143,27 +164,11 @@ class AsyncVerbex(_ClientBase):
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}")
-        options = resolve_options(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=default_headers,
-        )
-        setup_from_env()
-        install_redaction()
+        options = _prepare(api_key, base_url, timeout, max_retries, default_headers)
         self._setup(AsyncTransport(options, http_client))
 
-    def _setup(self, transport: AsyncTransport) -> None:
-        self._transport = transport
-        self._options = transport.options
+    def _add_resources(self) -> None:
         self.recordings = AsyncRecordings(self)
-
-    def with_options(self, **overrides: Any) -> AsyncVerbex:
-        """A copy with some options changed, sharing this client's connection pool."""
-        copy = object.__new__(AsyncVerbex)
-        copy._setup(self._transport.derive(_overridden(self._options, overrides)))
-        return copy
 
     @functools.cached_property
     def api(self) -> verbex_api.Client:

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -119,6 +119,13 @@ class _BaseTransport:
         # credentials sharing our pool) gets them per request instead.
         self.request_headers: dict[str, str] | None = None if http_has_headers else options.headers
 
+    def _sharing_pool_of(self, parent: _BaseTransport) -> Self:
+        # The shared httpx client carries the parent's headers; ours need sending
+        # per request unless they are the same.
+        self.http_has_headers = parent.http_has_headers and self.options.headers == parent.options.headers
+        self.request_headers = None if self.http_has_headers else self.options.headers
+        return self
+
     def _request_args(self, method: str, path: str, body: Any) -> dict[str, Any]:
         args: dict[str, Any] = {
             "method": method,
@@ -156,10 +163,7 @@ class SyncTransport(_BaseTransport):
 
     def derive(self, options: ClientOptions) -> SyncTransport:
         """A transport for other options over the same connection pool (not owning it)."""
-        copy = SyncTransport(options, self.http, self.hooks)
-        copy.http_has_headers = self.http_has_headers and options.headers == self.options.headers
-        copy.request_headers = None if copy.http_has_headers else options.headers
-        return copy
+        return SyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
 
     def close(self) -> None:
         if self.owns_http:
@@ -195,10 +199,7 @@ class AsyncTransport(_BaseTransport):
 
     def derive(self, options: ClientOptions) -> AsyncTransport:
         """A transport for other options over the same connection pool (not owning it)."""
-        copy = AsyncTransport(options, self.http, self.hooks)
-        copy.http_has_headers = self.http_has_headers and options.headers == self.options.headers
-        copy.request_headers = None if copy.http_has_headers else options.headers
-        return copy
+        return AsyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
 
     async def aclose(self) -> None:
         if self.owns_http:
