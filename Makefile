@@ -7,7 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 export SCARF_ANALYTICS := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install generate check-generated update-spec lint typecheck test pytest bench demo reliability clean
+NODE_STAMP := node_modules/.installed-stamp
+OPTIC := $(CURDIR)/node_modules/.bin/optic
+export OPTIC_TELEMETRY_LEVEL := off
+export NO_UPDATE_NOTIFIER := 1
+
+.PHONY: install node-tools generate check-generated update-spec lint typecheck test pytest bench demo reliability clean
 
 # Targets other than install/test only need *a* venv: they don't reinstall
 # when pyproject.toml is newer (tests run them in scratch copies of the repo).
@@ -23,15 +28,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+# npm tools pinned by package-lock.json: Optic (breaking-change check in update-spec).
+node-tools: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is required (Node.js 20+): apt-get install nodejs npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
 generate: | $(READY)
 	$(BIN)/python scripts/generate.py generate
 
 check-generated: | $(READY)
 	$(BIN)/python scripts/generate.py check
 
-update-spec: | $(READY)
+update-spec: | $(READY) $(NODE_STAMP)
 	@test -n "$(SPEC)" || { echo "usage: make update-spec SPEC=path/to/openapi.json" >&2; exit 2; }
-	$(BIN)/python scripts/update_spec.py "$(SPEC)"
+	VERBEX_OPTIC="$${VERBEX_OPTIC:-$(OPTIC)}" $(BIN)/python scripts/update_spec.py "$(SPEC)"
 
 lint: | $(READY)
 	$(BIN)/ruff check wrapper tests scripts benchmarks
@@ -43,7 +56,7 @@ typecheck: | $(READY)
 pytest: | $(READY)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: install lint typecheck check-generated
+test: install node-tools lint typecheck check-generated
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install

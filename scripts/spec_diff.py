@@ -1,9 +1,10 @@
 """Semantic diff of two OpenAPI 3.x documents, classified for existing callers.
 
-Why our own: no maintained diff tool both installs from PyPI/npm without
-downloading a binary and reports every category we gate on (see README,
-"Regenerating the client"). Rules, from the point of view of code already
-written against the old spec:
+`make update-spec` runs this beside Optic (npm, pinned in package-lock.json):
+Optic is the maintained second opinion, this module lists every category we
+gate on (enum values, status codes, nested fields) in one readable report.
+Either one finding a break stops the update. Rules, from the point of view of
+code already written against the old spec:
 
 - request side: a removed field, a newly required field or parameter, a
   retyped field or a removed enum value breaks callers; additions of optional

@@ -20,7 +20,14 @@ def repo_copy(tmp_path: Path) -> Path:
     """The files generation reads and writes, copied so tests can break them."""
     dest = tmp_path / "repo"
     dest.mkdir()
-    for name in ("openapi.json", "generator-config.yaml", "Makefile", "pyproject.toml"):
+    for name in (
+        "openapi.json",
+        "generator-config.yaml",
+        "Makefile",
+        "pyproject.toml",
+        "package.json",
+        "package-lock.json",
+    ):
         shutil.copy2(ROOT / name, dest / name)
     for folder in ("generated", "scripts"):
         shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -30,8 +37,10 @@ def repo_copy(tmp_path: Path) -> Path:
 def make(repo: Path, *targets: str, **env: str) -> subprocess.CompletedProcess[str]:
     import os
 
+    node_stamp = ROOT / "node_modules" / ".installed-stamp"
+    env = {"VERBEX_OPTIC": str(ROOT / "node_modules" / ".bin" / "optic"), **env}
     return subprocess.run(
-        ["make", "-s", f"VENV={VENV}", *targets],
+        ["make", "-s", f"VENV={VENV}", f"NODE_STAMP={node_stamp}", *targets],
         cwd=repo,
         capture_output=True,
         text=True,

@@ -325,6 +325,18 @@ def test_expire_urls_before_the_first_byte(sb: Sandbox) -> None:
     assert httpx.get(alive).content == DATA
 
 
+def test_expire_urls_after_t_seconds() -> None:
+    now = [1_800_000_000.0]
+    with Sandbox(clock=lambda: now[0]) as sb:
+        sb.add_recording("c1", DATA)
+        sb.expire_urls(after_seconds=30)
+        url = signed(sb, minutes=10)
+        now[0] += 29
+        assert httpx.get(url).status_code == 200
+        now[0] += 2
+        assert error_code(httpx.get(url)) == "ExpiredToken"
+
+
 def test_expire_urls_after_k_bytes_cuts_then_refuses(sb: Sandbox) -> None:
     sb.expire_urls(after_bytes=5000, count=1)
     url = signed(sb)
