@@ -37,14 +37,21 @@ from ._exceptions import (
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._batch import BatchItem, BatchResult
     from ._client import AsyncVerbex, Verbex
-    from ._models import APIResponse, SignedRecordingUrl
+    from ._download import AsyncRecordingStream, RecordingStream
+    from ._models import APIResponse, DownloadResult, SignedRecordingUrl
 
 _LAZY = {
     "Verbex": "._client",
     "AsyncVerbex": "._client",
     "APIResponse": "._models",
     "SignedRecordingUrl": "._models",
+    "DownloadResult": "._models",
+    "BatchItem": "._batch",
+    "BatchResult": "._batch",
+    "RecordingStream": "._download",
+    "AsyncRecordingStream": "._download",
 }
 
 __all__ = [
@@ -54,18 +61,23 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncRecordingStream",
     "AsyncVerbex",
     "AuthenticationError",
     "BadRequestError",
+    "BatchItem",
+    "BatchResult",
     "ConfigurationError",
     "ConflictError",
     "DownloadError",
+    "DownloadResult",
     "IntegrityError",
     "InternalServerError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "RecordingNotFoundError",
+    "RecordingStream",
     "SignedRecordingUrl",
     "UnprocessableEntityError",
     "Verbex",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import attrs
@@ -12,7 +13,7 @@ from ._redact import redact_url
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["APIResponse", "SignedRecordingUrl"]
+__all__ = ["APIResponse", "DownloadResult", "SignedRecordingUrl"]
 
 # Subtracted from the deadline so a URL is not handed to a download that
 # would start just as it dies (request latency, small clock differences).
@@ -86,3 +87,15 @@ class APIResponse(Generic[T]):
 
     def __repr__(self) -> str:
         return f"APIResponse(status_code={self.status_code}, parsed={self.parsed!r})"
+
+
+@attrs.frozen
+class DownloadResult:
+    """A finished, verified download: where it is, its size and md5, and how it went."""
+
+    call_id: str
+    path: Path
+    bytes: int
+    md5: str
+    resumed: bool
+    attempts: int

@@ -17,10 +17,19 @@ from ._retries import parse_retry_after
 from ._validation import DEFAULT_EXPIRY_MINUTES, check_call_id, check_expires_in_minutes
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable
+
     import httpx
 
+    from ._batch import BatchProgress, BatchResult
     from ._client import AsyncVerbex, Verbex
+    from ._download import AsyncRecordingStream, Progress, RecordingStream
+    from ._models import DownloadResult
     from ._transport import _BaseTransport
+
+DEFAULT_CHUNK_SIZE = 1 << 20
+DEFAULT_CONCURRENCY = 8
 
 
 def build_signed_url_request(call_id: object, expires_in_minutes: object) -> tuple[str, str, dict[str, Any]]:
@@ -71,6 +80,70 @@ class Recordings:
         transport = self._client._transport
         return signed_url_result(transport.request(method, path, body), call_id, transport)
 
+    def stream(
+        self,
+        call_id: str,
+        *,
+        expires_in_minutes: int = DEFAULT_EXPIRY_MINUTES,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> RecordingStream:
+        """Context manager over the recording's bytes; resumes after drops and expired URLs.
+
+        with client.recordings.stream("call_1") as stream:
+            for chunk in stream: ...
+        """
+        from ._download import RecordingStream, check_download_args
+        from ._validation import check_positive_int
+
+        check_download_args(call_id, expires_in_minutes, ".", None)
+        return RecordingStream(
+            self._client, call_id, expires_in_minutes, check_positive_int("chunk_size", chunk_size)
+        )
+
+    def download(
+        self,
+        call_id: str,
+        dest: str | os.PathLike[str] = ".",
+        *,
+        expires_in_minutes: int = DEFAULT_EXPIRY_MINUTES,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+    ) -> DownloadResult:
+        """Download one recording to `dest` (a directory, or the target file path), verified and atomic."""
+        from ._download import download
+
+        return download(
+            self._client,
+            call_id,
+            dest,
+            expires_in_minutes=expires_in_minutes,
+            overwrite=overwrite,
+            progress=progress,
+        )
+
+    def download_many(
+        self,
+        call_ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        overwrite: bool = False,
+        progress: BatchProgress | None = None,
+        expires_in_minutes: int = DEFAULT_EXPIRY_MINUTES,
+    ) -> BatchResult:
+        """Download many recordings into `dest_dir`, `concurrency` at a time, skipping finished ones."""
+        from ._batch import download_many
+
+        return download_many(
+            self._client,
+            call_ids,
+            dest_dir,
+            concurrency=concurrency,
+            overwrite=overwrite,
+            progress=progress,
+            expires_in_minutes=expires_in_minutes,
+        )
+
 
 class RecordingsWithRawResponse:
     def __init__(self, recordings: Recordings) -> None:
@@ -103,6 +176,66 @@ class AsyncRecordings:
         method, path, body = build_signed_url_request(call_id, expires_in_minutes)
         transport = self._client._transport
         return signed_url_result(await transport.request(method, path, body), call_id, transport)
+
+    def stream(
+        self,
+        call_id: str,
+        *,
+        expires_in_minutes: int = DEFAULT_EXPIRY_MINUTES,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> AsyncRecordingStream:
+        """Async context manager over the recording's bytes (`async with` / `async for`)."""
+        from ._download import AsyncRecordingStream, check_download_args
+        from ._validation import check_positive_int
+
+        check_download_args(call_id, expires_in_minutes, ".", None)
+        return AsyncRecordingStream(
+            self._client, call_id, expires_in_minutes, check_positive_int("chunk_size", chunk_size)
+        )
+
+    async def download(
+        self,
+        call_id: str,
+        dest: str | os.PathLike[str] = ".",
+        *,
+        expires_in_minutes: int = DEFAULT_EXPIRY_MINUTES,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+    ) -> DownloadResult:
+        """Download one recording to `dest` (a directory, or the target file path), verified and atomic."""
+        from ._download import adownload
+
+        return await adownload(
+            self._client,
+            call_id,
+            dest,
+            expires_in_minutes=expires_in_minutes,
+            overwrite=overwrite,
+            progress=progress,
+        )
+
+    async def download_many(
+        self,
+        call_ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        overwrite: bool = False,
+        progress: BatchProgress | None = None,
+        expires_in_minutes: int = DEFAULT_EXPIRY_MINUTES,
+    ) -> BatchResult:
+        """Download many recordings into `dest_dir`, `concurrency` at a time, skipping finished ones."""
+        from ._batch import adownload_many
+
+        return await adownload_many(
+            self._client,
+            call_ids,
+            dest_dir,
+            concurrency=concurrency,
+            overwrite=overwrite,
+            progress=progress,
+            expires_in_minutes=expires_in_minutes,
+        )
 
 
 class AsyncRecordingsWithRawResponse:

@@ -118,8 +118,13 @@ class _BaseTransport:
         # none of their own; a user's client (or a with_options copy with other
         # credentials sharing our pool) gets them per request instead.
         self.request_headers: dict[str, str] | None = None if http_has_headers else options.headers
+        # Storage (signed URLs) gets its own pool with no API headers at all, so
+        # the API key can never travel to the storage host. Shared by copies.
+        self.storage_pool: dict[str, Any] = {}
+        self.owns_storage = True
 
     def _sharing_pool_of(self, parent: _BaseTransport) -> Self:
+        self.storage_pool, self.owns_storage = parent.storage_pool, False
         # The shared httpx client carries the parent's headers; ours need sending
         # per request unless they are the same.
         self.http_has_headers = parent.http_has_headers and self.options.headers == parent.options.headers
@@ -165,9 +170,19 @@ class SyncTransport(_BaseTransport):
         """A transport for other options over the same connection pool (not owning it)."""
         return SyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
 
+    def storage_http(self) -> httpx.Client:
+        if "sync" not in self.storage_pool:
+            from ._config import DEFAULT_LIMITS
+
+            self.storage_pool["sync"] = httpx.Client(timeout=self.options.timeout, limits=DEFAULT_LIMITS)
+        client: httpx.Client = self.storage_pool["sync"]
+        return client
+
     def close(self) -> None:
         if self.owns_http:
             self.http.close()
+        if self.owns_storage and "sync" in self.storage_pool:
+            self.storage_pool.pop("sync").close()
 
     def request(self, method: str, path: str, body: Any) -> httpx.Response:
         """Send with retries; returns the final response (any status) or raises APIConnectionError."""
@@ -201,9 +216,21 @@ class AsyncTransport(_BaseTransport):
         """A transport for other options over the same connection pool (not owning it)."""
         return AsyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
 
+    def storage_http(self) -> httpx.AsyncClient:
+        if "async" not in self.storage_pool:
+            from ._config import DEFAULT_LIMITS
+
+            self.storage_pool["async"] = httpx.AsyncClient(
+                timeout=self.options.timeout, limits=DEFAULT_LIMITS
+            )
+        client: httpx.AsyncClient = self.storage_pool["async"]
+        return client
+
     async def aclose(self) -> None:
         if self.owns_http:
             await self.http.aclose()
+        if self.owns_storage and "async" in self.storage_pool:
+            await self.storage_pool.pop("async").aclose()
 
     async def request(self, method: str, path: str, body: Any) -> httpx.Response:
         """Async twin of SyncTransport.request."""

@@ -8,7 +8,9 @@ from typing import Literal
 import attrs
 
 Target = Literal["api", "storage"]
-Action = Literal["status", "delay", "reset", "cut", "corrupt", "bad_length", "body"]
+Action = Literal[
+    "status", "delay", "reset", "cut", "corrupt", "bad_length", "body", "ignore_range", "shift_range"
+]
 
 
 @attrs.define

@@ -102,6 +102,8 @@ class Sandbox:
         self._objects: dict[str, _Recording] = {}
         self._by_path: dict[str, StoredObject] = {}
         self._requests: list[RecordedRequest] = []
+        self._storage_in_flight = 0
+        self.peak_storage_in_flight = 0  # most storage requests being answered at once
         self._url_limits: dict[str, _UrlLimit] = {}
         self._urls_issued = 0
         self._pending_limits: list[tuple[int | None, float | None, int | None]] = []
@@ -277,6 +279,14 @@ class Sandbox:
         """Declare `Content-Length` off by `delta` bytes (then close the connection)."""
         self.faults.add(Fault("storage", "bad_length", count, delta=delta))
 
+    def ignore_range_next(self, *, count: int = 1) -> None:
+        """Answer the next ranged download(s) with 200 and the whole object, as some servers do."""
+        self.faults.add(Fault("storage", "ignore_range", count))
+
+    def shift_range_next(self, delta: int = 10, *, count: int = 1) -> None:
+        """Answer the next ranged download(s) with a 206 starting `delta` bytes later than asked."""
+        self.faults.add(Fault("storage", "shift_range", count, delta=delta))
+
     def expire_urls(
         self, *, after_seconds: float | None = None, after_bytes: int | None = None, count: int | None = None
     ) -> None:
@@ -314,6 +324,15 @@ class Sandbox:
         entry = RecordedRequest(target, handler.command, parts.path, query, headers, body)
         with self._lock:
             self._requests.append(entry)
+
+    def _storage_started(self) -> None:
+        with self._lock:
+            self._storage_in_flight += 1
+            self.peak_storage_in_flight = max(self.peak_storage_in_flight, self._storage_in_flight)
+
+    def _storage_ended(self) -> None:
+        with self._lock:
+            self._storage_in_flight -= 1
 
     def _object_at(self, path: str) -> StoredObject | None:
         with self._lock:

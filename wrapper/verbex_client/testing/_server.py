@@ -194,7 +194,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._other_method()
             return
         self.sandbox._record(self, b"", "storage")
-        self._storage()
+        self.sandbox._storage_started()
+        try:
+            self._storage()
+        finally:
+            self.sandbox._storage_ended()
 
     # -- API --------------------------------------------------------------------------------------
 
@@ -247,6 +251,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if obj is None:
                 raise StorageError(404, "NoSuchKey", "The specified key does not exist.")
             byte_range = parse_range(self.headers.get("Range"), obj.size)
+            if fault is not None and byte_range is not None:
+                if fault.action == "ignore_range":
+                    byte_range = None
+                elif fault.action == "shift_range":
+                    byte_range = (min(byte_range[0] + fault.delta, byte_range[1]), byte_range[1])
         except StorageError as error:
             extra = {"Content-Range": f"bytes */{obj.size}"} if error.status == 416 and obj else None
             self._storage_error(error, extra)

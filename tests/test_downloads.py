@@ -1,0 +1,378 @@
+"""Downloads against the sandbox: byte-identical or a documented exception, never a partial target."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import verbex_client as vc
+from conftest import SleepRecorder, fake_time
+from verbex_client.testing import Sandbox
+
+DATA = os.urandom(1_000_000)  # the same bytes for every test in a run
+MD5 = hashlib.md5(DATA).hexdigest()
+NAME = "webcall_c1_agent_x.ogg"
+
+
+def with_client(
+    mode: str, sb: Sandbox, action: Callable[[Any], Any], sleeps: SleepRecorder | None = None, **options: Any
+) -> Any:
+    """Run `action(client)` on a sync client, or await it on an async one: one test body, both twins."""
+    recorder = sleeps or SleepRecorder()
+    if mode == "sync":
+        with sb.client(**options) as client:
+            fake_time(client, recorder)
+            return action(client)
+
+    async def run() -> Any:
+        async with sb.async_client(**options) as client:
+            fake_time(client, recorder)
+            result = action(client)
+            return await result if inspect.isawaitable(result) else result
+
+    return asyncio.run(run())
+
+
+def download(mode: str, sb: Sandbox, dest: Path, **kwargs: Any) -> vc.DownloadResult:
+    options = kwargs.pop("client_options", {})
+    sleeps = kwargs.pop("sleeps", None)
+    call_id = kwargs.pop("call_id", "c1")
+    return with_client(mode, sb, lambda c: c.recordings.download(call_id, dest, **kwargs), sleeps, **options)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def sb(verbex_sandbox: Sandbox) -> Sandbox:
+    verbex_sandbox.add_recording("c1", DATA, file_name=NAME)
+    return verbex_sandbox
+
+
+def only_target(dest: Path, name: str = NAME) -> Path:
+    assert sorted(p.name for p in dest.iterdir()) == [name]
+    return dest / name
+
+
+def nothing_in(dest: Path) -> None:
+    assert list(dest.iterdir()) == []
+
+
+# -- the plain path ---------------------------------------------------------------------------
+
+
+def test_download_into_a_directory_is_verified_and_named_by_the_server(
+    mode: str, sb: Sandbox, tmp_path: Path
+) -> None:
+    seen: list[tuple[int, int | None]] = []
+    result = download(mode, sb, tmp_path, progress=lambda done, total: seen.append((done, total)))
+    target = only_target(tmp_path)
+    assert target.read_bytes() == DATA
+    assert result == vc.DownloadResult("c1", target, len(DATA), MD5, False, 1)
+    assert seen[-1] == (len(DATA), len(DATA)) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    storage = sb.storage_requests()
+    assert len(storage) == 1 and "Authorization" not in storage[0].headers  # the key never goes to storage
+
+
+def test_download_to_an_explicit_file_path(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    result = download(mode, sb, tmp_path / "mine.ogg")
+    assert result.path == tmp_path / "mine.ogg" and only_target(tmp_path, "mine.ogg").read_bytes() == DATA
+
+
+def test_existing_file_target_fails_before_any_request(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "mine.ogg").write_bytes(b"keep me")
+    with pytest.raises(FileExistsError):
+        download(mode, sb, tmp_path / "mine.ogg")
+    assert sb.requests == [] and (tmp_path / "mine.ogg").read_bytes() == b"keep me"
+
+
+def test_existing_target_in_a_directory_fails_before_any_byte(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / NAME).write_bytes(b"keep me")
+    with pytest.raises(FileExistsError):
+        download(mode, sb, tmp_path)
+    assert sb.storage_requests() == [] and (tmp_path / NAME).read_bytes() == b"keep me"
+
+
+def test_overwrite_replaces(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / NAME).write_bytes(b"old")
+    download(mode, sb, tmp_path, overwrite=True)
+    assert only_target(tmp_path).read_bytes() == DATA
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"call_id": ""}, ValueError),
+        ({"call_id": 5}, TypeError),
+        ({"expires_in_minutes": 0}, ValueError),
+        ({"progress": "yes"}, TypeError),
+    ],
+)
+def test_bad_arguments_send_nothing(
+    mode: str, sb: Sandbox, tmp_path: Path, kwargs: dict[str, Any], error: type
+) -> None:
+    with pytest.raises(error):
+        download(mode, sb, tmp_path, **kwargs)
+    assert sb.requests == []
+
+
+@pytest.mark.parametrize(
+    ("server_name", "expected"),
+    [
+        ("../../x.ogg", "x.ogg"),
+        ("/etc/passwd", "passwd"),
+        ("..", "c1.bin"),
+        ("a/b", "b"),
+        ("a\\b.ogg", "b.ogg"),
+        ("bad\x01\x1fname.ogg", "badname.ogg"),
+        (".hidden.ogg", "hidden.ogg"),
+        ("", "c1.bin"),
+        ("...", "c1.bin"),
+    ],
+)
+def test_server_file_names_stay_inside_dest(
+    mode: str, verbex_sandbox: Sandbox, tmp_path: Path, server_name: str, expected: str
+) -> None:
+    verbex_sandbox.add_recording("c1", DATA[:1000], file_name=server_name)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    result = download(mode, verbex_sandbox, dest)
+    assert result.path == dest / expected and result.path.read_bytes() == DATA[:1000]
+    assert [p.name for p in tmp_path.iterdir()] == ["dest"]
+
+
+# -- resume -----------------------------------------------------------------------------------
+
+
+def test_an_existing_part_file_is_resumed_with_a_range(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / (NAME + ".part")).write_bytes(DATA[:300_000])
+    result = download(mode, sb, tmp_path)
+    assert only_target(tmp_path).read_bytes() == DATA
+    assert result.resumed and result.md5 == MD5 and result.attempts == 1
+    assert sb.storage_requests()[0].headers["Range"] == "bytes=300000-"
+
+
+def test_a_wrong_part_file_is_caught_by_md5_and_removed(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / (NAME + ".part")).write_bytes(b"\0" * 300_000)
+    with pytest.raises(vc.IntegrityError):
+        download(mode, sb, tmp_path)
+    nothing_in(tmp_path)
+
+
+def test_a_reply_ignoring_the_range_restarts_from_zero(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / (NAME + ".part")).write_bytes(b"\0" * 300_000)  # wrong bytes: a clean restart discards them
+    sb.ignore_range_next()
+    result = download(mode, sb, tmp_path)
+    assert only_target(tmp_path).read_bytes() == DATA and result.md5 == MD5
+
+
+def test_a_206_with_the_wrong_start_is_rejected(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / (NAME + ".part")).write_bytes(DATA[:1000])
+    sb.shift_range_next(10)
+    with pytest.raises(vc.DownloadError, match="Content-Range"):
+        download(mode, sb, tmp_path)
+    assert not (tmp_path / NAME).exists()
+
+
+@pytest.mark.parametrize("fraction", [0.10, 0.50, 0.99])
+def test_cut_connections_resume_from_the_bytes_on_disk(
+    mode: str, sb: Sandbox, tmp_path: Path, fraction: float
+) -> None:
+    cut = int(len(DATA) * fraction)
+    sb.cut_next_download(cut)
+    result = download(mode, sb, tmp_path)
+    assert only_target(tmp_path).read_bytes() == DATA
+    assert result.resumed and result.attempts == 2 and result.md5 == MD5
+    assert sb.storage_requests()[1].headers["Range"] == f"bytes={cut}-"
+
+
+def test_repeated_failures_without_progress_are_bounded(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.cut_next_download(0, count=50)
+    sleeps = SleepRecorder()
+    with pytest.raises(vc.DownloadError) as info:
+        download(mode, sb, tmp_path, client_options={"max_retries": 2}, sleeps=sleeps)
+    assert not isinstance(info.value, vc.IntegrityError)
+    assert len(sb.storage_requests()) == 3 and sleeps.delays == [0.5, 1.0]
+    nothing_in(tmp_path)
+
+
+def test_progress_resets_the_failure_budget(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    for k in range(1, 6):  # five cuts, each after fresh progress: more than max_retries, still fine
+        sb.cut_next_download(100_000)
+    result = download(mode, sb, tmp_path, client_options={"max_retries": 1})
+    assert result.attempts == 6 and only_target(tmp_path).read_bytes() == DATA
+
+
+# -- expiry -----------------------------------------------------------------------------------
+
+
+def test_url_expired_before_the_first_byte_is_re_signed(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.expire_urls(after_seconds=0, count=1)
+    result = download(mode, sb, tmp_path)
+    assert only_target(tmp_path).read_bytes() == DATA and result.md5 == MD5
+    assert len(sb.api_requests()) == 2
+
+
+def test_url_expiring_mid_download_is_re_signed_and_resumed(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.expire_urls(after_bytes=400_000, count=1)
+    result = download(mode, sb, tmp_path)
+    assert only_target(tmp_path).read_bytes() == DATA and result.resumed
+    ranges = [r.headers.get("Range") for r in sb.storage_requests()]
+    assert ranges[0] is None and ranges[-1] == "bytes=400000-" and len(sb.api_requests()) == 2
+
+
+def test_s3_style_403_request_has_expired_is_re_signed(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    body = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+    sb.fail_next(status=403, target="storage", body=body, content_type="application/xml")
+    download(mode, sb, tmp_path)
+    assert only_target(tmp_path).read_bytes() == DATA and len(sb.api_requests()) == 2
+
+
+def test_a_url_already_expired_by_the_clock_is_re_signed_before_use(mode: str, tmp_path: Path) -> None:
+    import time
+
+    with Sandbox(clock=lambda: time.time() - 3600) as sb:  # server's expires_at is already in our past
+        sb.add_recording("c1", DATA, file_name=NAME)
+        download(mode, sb, tmp_path)
+        assert len(sb.api_requests()) == 2 and len(sb.storage_requests()) == 1
+    assert only_target(tmp_path).read_bytes() == DATA
+
+
+def test_expiring_forever_gives_up(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.expire_urls(after_seconds=0)
+    with pytest.raises(vc.DownloadError, match="expired"):
+        download(mode, sb, tmp_path)
+    assert len(sb.storage_requests()) == 3
+    nothing_in(tmp_path)
+
+
+# -- integrity and storage errors -------------------------------------------------------------
+
+
+def test_a_corrupted_byte_is_an_integrity_error_with_no_file_left(
+    mode: str, sb: Sandbox, tmp_path: Path
+) -> None:
+    sb.corrupt_next_download(at=123_456)
+    with pytest.raises(vc.IntegrityError, match="md5"):
+        download(mode, sb, tmp_path)
+    nothing_in(tmp_path)
+
+
+def test_crc32c_is_checked_too(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verbex_client import _fetch
+
+    monkeypatch.setattr(_fetch, "parse_goog_hash", lambda values: {"crc32c": b"\0\0\0\0"})
+    with pytest.raises(vc.IntegrityError, match="crc32c"):
+        download(mode, sb, tmp_path)
+    nothing_in(tmp_path)
+
+
+def test_too_long_content_length_is_resumed(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.wrong_length_next_download(delta=100)
+    assert download(mode, sb, tmp_path).md5 == MD5
+
+
+def test_too_short_content_length_is_an_integrity_error(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.wrong_length_next_download(delta=-100)
+    with pytest.raises(vc.IntegrityError):
+        download(mode, sb, tmp_path)
+    nothing_in(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (404, "NoSuchKey"),
+        (403, "SignatureDoesNotMatch"),
+        (403, "AccessDenied"),
+        (400, "MalformedSecurityHeader"),
+    ],
+)
+def test_storage_refusals_are_download_errors_without_secrets(
+    mode: str, sb: Sandbox, tmp_path: Path, status: int, code: str
+) -> None:
+    body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>Refused.</Message></Error>".encode()
+    sb.fail_next(status=status, target="storage", body=body, content_type="application/xml")
+    with pytest.raises(vc.DownloadError) as info:
+        download(mode, sb, tmp_path)
+    error = info.value
+    assert (error.status_code, error.code, error.call_id) == (status, code, "c1")
+    text = str(error) + repr(error)
+    assert "X-Goog" not in text and sb.api_key not in text and "Refused." in text
+    nothing_in(tmp_path)
+
+
+def test_real_no_such_key_from_the_sandbox(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    with sb.client() as client:
+        signed = client.recordings.signed_url("c1")
+    sb.remove_recording("c1")
+    sb.add_recording("c1", DATA, file_name="other-name.ogg")  # the API now signs a different object
+    sb._by_path.clear()  # ...which storage no longer has
+    with pytest.raises(vc.DownloadError) as info:
+        download(mode, sb, tmp_path)
+    assert info.value.code == "NoSuchKey" and info.value.status_code == 404
+    assert signed.url not in str(info.value)
+
+
+def test_storage_5xx_is_retried(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.fail_next(2, status=503, target="storage", body=b"<Error><Code>ServiceUnavailable</Code></Error>")
+    sleeps = SleepRecorder()
+    assert download(mode, sb, tmp_path, sleeps=sleeps).md5 == MD5
+    assert sleeps.delays == [0.5, 1.0]
+
+
+def test_storage_reset_is_retried(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.reset_next(target="storage")
+    assert download(mode, sb, tmp_path).attempts == 2
+
+
+# -- streaming --------------------------------------------------------------------------------
+
+
+def read_stream(mode: str, sb: Sandbox, **kwargs: Any) -> tuple[str, int | None, list[bytes]]:
+    if mode == "sync":
+        with sb.client() as client, client.recordings.stream("c1", **kwargs) as stream:
+            return stream.file_name, stream.total, list(stream)
+
+    async def run() -> tuple[str, int | None, list[bytes]]:
+        async with sb.async_client() as client, client.recordings.stream("c1", **kwargs) as stream:
+            return stream.file_name, stream.total, [chunk async for chunk in stream]
+
+    return asyncio.run(run())
+
+
+def test_stream_yields_the_recording_in_chunks(mode: str, sb: Sandbox) -> None:
+    name, total, chunks = read_stream(mode, sb, chunk_size=65_536)
+    assert (name, total) == (NAME, len(DATA)) and b"".join(chunks) == DATA
+    assert max(map(len, chunks)) <= 65_536 and all(chunks)
+
+
+def test_stream_resumes_without_repeating_or_skipping(mode: str, sb: Sandbox) -> None:
+    sb.cut_next_download(250_000)
+    sb.expire_urls(after_bytes=600_000, count=2)
+    assert b"".join(read_stream(mode, sb)[2]) == DATA
+
+
+def test_stream_survives_a_server_ignoring_the_range(mode: str, sb: Sandbox) -> None:
+    sb.cut_next_download(250_000)
+    sb.ignore_range_next()
+    assert b"".join(read_stream(mode, sb)[2]) == DATA
+
+
+def test_stream_errors_surface_on_entry(mode: str, sb: Sandbox) -> None:
+    sb.fail_next(status=404, target="storage", body=b"<Error><Code>NoSuchKey</Code></Error>")
+    with pytest.raises(vc.DownloadError) as info:
+        read_stream(mode, sb)
+    assert info.value.code == "NoSuchKey"
+
+
+def test_stream_checks_integrity_at_the_end(mode: str, sb: Sandbox) -> None:
+    sb.corrupt_next_download()
+    with pytest.raises(vc.IntegrityError):
+        read_stream(mode, sb)

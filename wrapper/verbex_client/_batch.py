@@ -1,0 +1,232 @@
+"""`download_many`: bounded-concurrency archives with a resumable manifest.
+
+`dest_dir/manifest.jsonl` gets one JSON line per finished download, written
+with a single append and fsynced, so an interrupted run leaves a manifest
+that parses and a rerun skips what is done without calling the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from ._download import adownload, download
+from ._models import DownloadResult
+from ._validation import check_call_id, check_expires_in_minutes, check_positive_int
+
+if TYPE_CHECKING:
+    from ._client import AsyncVerbex, Verbex
+
+MANIFEST_NAME = "manifest.jsonl"
+BatchProgress = Callable[[str, int, "int | None"], None]
+Status = Literal["downloaded", "skipped", "failed"]
+
+
+@attrs.frozen
+class BatchItem:
+    """The outcome for one call id: `status` is "downloaded", "skipped" or "failed"."""
+
+    call_id: str
+    status: Status
+    path: Path | None = None
+    error: Exception | None = None
+    bytes: int = 0
+
+
+@attrs.frozen
+class BatchResult:
+    """One item per distinct call id, in input order."""
+
+    results: tuple[BatchItem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(item.status != "failed" for item in self.results)
+
+    def _with(self, status: Status) -> list[BatchItem]:
+        return [item for item in self.results if item.status == status]
+
+    @property
+    def downloaded(self) -> list[BatchItem]:
+        return self._with("downloaded")
+
+    @property
+    def skipped(self) -> list[BatchItem]:
+        return self._with("skipped")
+
+    @property
+    def failed(self) -> list[BatchItem]:
+        return self._with("failed")
+
+    def raise_for_failures(self) -> None:
+        """Raise an ExceptionGroup of every failure (nothing when all succeeded)."""
+        errors = [item.error for item in self.failed if item.error is not None]
+        if errors:
+            raise ExceptionGroup(f"{len(errors)} of {len(self.results)} downloads failed", errors)
+
+
+class Manifest:
+    """Reads the finished entries of `manifest.jsonl` and appends new ones, one line at a time."""
+
+    def __init__(self, dest_dir: Path) -> None:
+        self.dest_dir = dest_dir
+        self.path = dest_dir / MANIFEST_NAME
+        self.entries: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line from a crash: that download is simply redone
+                if isinstance(entry, dict) and isinstance(entry.get("call_id"), str):
+                    self.entries[entry["call_id"]] = entry
+
+    def finished(self, call_id: str) -> BatchItem | None:
+        """A "skipped" item when the manifest lists the call and its file is there at that size."""
+        entry = self.entries.get(call_id)
+        if entry is None or not isinstance(entry.get("file"), str) or not isinstance(entry.get("bytes"), int):
+            return None
+        path = self.dest_dir / entry["file"]
+        if path.parent != self.dest_dir or not path.is_file() or path.stat().st_size != entry["bytes"]:
+            return None
+        return BatchItem(call_id, "skipped", path, None, entry["bytes"])
+
+    def append(self, result: DownloadResult) -> None:
+        entry = {
+            "call_id": result.call_id,
+            "file": result.path.name,
+            "bytes": result.bytes,
+            "md5": result.md5,
+            "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)  # one write with O_APPEND: never interleaved, never torn mid-file
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.entries[result.call_id] = entry
+
+
+def plan_batch(
+    call_ids: Iterable[str],
+    dest_dir: object,
+    concurrency: object,
+    expires_in_minutes: object,
+    progress: object,
+) -> tuple[list[str], Manifest]:
+    """Validate everything before any request; distinct ids in input order, and the manifest."""
+    if isinstance(call_ids, str | bytes):
+        raise TypeError("call_ids must be an iterable of call id strings, not a single string")
+    ids = list(dict.fromkeys(check_call_id(c) for c in call_ids))
+    check_positive_int("concurrency", concurrency)
+    check_expires_in_minutes(expires_in_minutes)
+    if not isinstance(dest_dir, str | os.PathLike):
+        raise TypeError(f"dest_dir must be a str or os.PathLike, not {type(dest_dir).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError("progress must be callable as progress(call_id, bytes_done, bytes_total_or_None)")
+    directory = Path(dest_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    return ids, Manifest(directory)
+
+
+def _per_call(progress: BatchProgress | None, call_id: str) -> Callable[[int, int | None], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(call_id, done, total)
+
+
+def _failed(call_id: str, error: Exception) -> BatchItem:
+    return BatchItem(call_id, "failed", None, error)
+
+
+def download_many(
+    client: Verbex,
+    call_ids: Iterable[str],
+    dest_dir: str | os.PathLike[str],
+    *,
+    concurrency: int,
+    overwrite: bool,
+    progress: BatchProgress | None,
+    expires_in_minutes: int,
+) -> BatchResult:
+    ids, manifest = plan_batch(call_ids, dest_dir, concurrency, expires_in_minutes, progress)
+    items = {cid: done for cid in ids if (done := manifest.finished(cid)) is not None}
+    cancel = threading.Event()
+
+    def work(call_id: str) -> BatchItem:
+        try:
+            result = download(
+                client,
+                call_id,
+                manifest.dest_dir,
+                expires_in_minutes=expires_in_minutes,
+                overwrite=overwrite,
+                progress=_per_call(progress, call_id),
+                cancel=cancel,
+            )
+        except Exception as error:  # one failure never stops the batch
+            return _failed(call_id, error)
+        manifest.append(result)
+        return BatchItem(call_id, "downloaded", result.path, None, result.bytes)
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="verbex-download") as pool:
+        futures = {pool.submit(work, cid): cid for cid in ids if cid not in items}
+        try:
+            for future in as_completed(futures):
+                items[futures[future]] = future.result()
+        except BaseException:
+            cancel.set()  # workers stop at their next chunk, leaving resumable .part files
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return BatchResult(tuple(items[cid] for cid in ids))
+
+
+async def adownload_many(
+    client: AsyncVerbex,
+    call_ids: Iterable[str],
+    dest_dir: str | os.PathLike[str],
+    *,
+    concurrency: int,
+    overwrite: bool,
+    progress: BatchProgress | None,
+    expires_in_minutes: int,
+) -> BatchResult:
+    ids, manifest = plan_batch(call_ids, dest_dir, concurrency, expires_in_minutes, progress)
+    items = {cid: done for cid in ids if (done := manifest.finished(cid)) is not None}
+    slots = asyncio.Semaphore(concurrency)
+
+    async def work(call_id: str) -> None:
+        async with slots:
+            try:
+                result = await adownload(
+                    client,
+                    call_id,
+                    manifest.dest_dir,
+                    expires_in_minutes=expires_in_minutes,
+                    overwrite=overwrite,
+                    progress=_per_call(progress, call_id),
+                )
+            except Exception as error:  # one failure never stops the batch
+                items[call_id] = _failed(call_id, error)
+                return
+            manifest.append(result)
+            items[call_id] = BatchItem(call_id, "downloaded", result.path, None, result.bytes)
+
+    async with asyncio.TaskGroup() as group:  # cancelling the batch cancels every download
+        for cid in ids:
+            if cid not in items:
+                group.create_task(work(cid))
+    return BatchResult(tuple(items[cid] for cid in ids))

@@ -1,0 +1,401 @@
+"""Moving recording bytes: streams and atomic, resumable, verified downloads.
+
+All decisions live in `_fetch.ObjectFetch` and file handling in `PartFile`;
+the sync and async loops below differ only in `await`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO, Self
+
+import httpx
+
+from ._exceptions import IntegrityError
+from ._fetch import ObjectFetch, RestartPolicy, Step
+from ._models import DownloadResult, SignedRecordingUrl
+from ._paths import part_path, resolve_target
+from ._validation import check_call_id, check_expires_in_minutes
+
+if TYPE_CHECKING:
+    from ._client import AsyncVerbex, Verbex
+
+Progress = Callable[[int, "int | None"], None]
+HASH_READ_SIZE = 1 << 20
+
+
+class Cancelled(BaseException):
+    """Raised inside a worker when its batch was interrupted (not an Exception: nothing swallows it)."""
+
+
+def check_download_args(
+    call_id: object, expires_in_minutes: object, dest: object, progress: object
+) -> tuple[str, int, Path]:
+    check_call_id(call_id)
+    check_expires_in_minutes(expires_in_minutes)
+    if not isinstance(dest, str | os.PathLike):
+        raise TypeError(f"dest must be a str or os.PathLike, not {type(dest).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError("progress must be callable as progress(bytes_done, bytes_total_or_None)")
+    return call_id, expires_in_minutes, Path(dest)  # type: ignore[return-value]
+
+
+def preflight(dest: Path, overwrite: bool) -> None:
+    """Fail before any request when `dest` names an existing file we may not replace."""
+    if not dest.is_dir() and dest.exists() and not overwrite:
+        raise FileExistsError(f"{dest} exists (pass overwrite=True to replace it)")
+    if not dest.is_dir() and not dest.parent.is_dir():
+        raise FileNotFoundError(f"directory {dest.parent} does not exist")
+
+
+def new_fetch(client: Verbex | AsyncVerbex, call_id: str, restart: RestartPolicy) -> ObjectFetch:
+    hooks = client._transport.hooks
+    return ObjectFetch(
+        call_id=call_id,
+        max_retries=client._options.max_retries,
+        restart=restart,
+        jitter=hooks.jitter,
+        wall_clock=hooks.wall_clock,
+    )
+
+
+class PartFile:
+    """`<target>.part`: resumed if present, fsynced, then renamed into place; never a half target."""
+
+    def __init__(self, target: Path, fetch: ObjectFetch) -> None:
+        self.target, self.path, self.fetch = target, part_path(target), fetch
+        self.file: BinaryIO | None = None
+
+    def open(self) -> None:
+        """Open for appending; bytes already there are hashed and resumed from."""
+        self.file = open(self.path, "a+b")  # noqa: SIM115 - closed in close()
+        self.file.seek(0)
+        size = 0
+        while block := self.file.read(HASH_READ_SIZE):
+            self.fetch.hash_existing(block)
+            size += len(block)
+        self.fetch.offset = size
+        self.fetch.resumed = size > 0
+
+    def write(self, chunk: bytes) -> None:
+        assert self.file is not None
+        if self.fetch.restarted:  # storage ignored our Range: start the file again
+            self.file.seek(0)
+            self.file.truncate()
+            self.fetch.restarted = False
+        self.file.write(chunk)
+
+    def finish(self, overwrite: bool) -> None:
+        """fsync, then atomically give the file its real name."""
+        assert self.file is not None
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.close()
+        if overwrite:
+            os.replace(self.path, self.target)
+        else:
+            try:
+                os.link(self.path, self.target)  # atomic and refuses to clobber
+            except FileExistsError:
+                raise FileExistsError(
+                    f"{self.target} appeared during the download; kept {self.path}"
+                ) from None
+            except OSError:  # filesystems without hard links
+                if self.target.exists():
+                    raise FileExistsError(
+                        f"{self.target} exists (pass overwrite=True to replace it)"
+                    ) from None
+                os.replace(self.path, self.target)
+            else:
+                os.unlink(self.path)
+        _fsync_dir(self.target.parent)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def abandon(self, error: BaseException) -> None:
+        """After a failure: drop a corrupt or empty .part, keep a partial one to resume."""
+        self.close()
+        if isinstance(error, IntegrityError) or (self.path.exists() and self.path.stat().st_size == 0):
+            self.path.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _report(progress: Progress | None, fetch: ObjectFetch) -> None:
+    if progress is not None:
+        progress(fetch.offset, fetch.total)
+
+
+# -- sync ------------------------------------------------------------------------------------
+
+
+def iter_object(
+    client: Verbex,
+    fetch: ObjectFetch,
+    signed: SignedRecordingUrl,
+    expires_in_minutes: int,
+    cancel: threading.Event | None = None,
+) -> Iterator[bytes]:
+    """Yield the object's bytes from `fetch.offset` to the end, resuming and re-signing as needed.
+
+    Chunks are yielded as they arrive (httpx's own re-chunking would lose
+    buffered bytes when a connection drops); streams re-chunk afterwards.
+    """
+    hooks = client._transport.hooks
+    http = client._transport.storage_http()
+    step = Step()
+    while True:
+        if step.delay:
+            hooks.sleep(step.delay)
+        if step.resign or signed.expired:
+            signed = client.recordings.signed_url(fetch.call_id, expires_in_minutes=expires_in_minutes)
+        try:
+            with http.stream("GET", signed.url, headers=fetch.start_request()) as response:
+                if response.status_code >= 300:
+                    step = fetch.error_reply(response.status_code, response.headers, response.read())
+                    if fetch.complete:
+                        break
+                    continue
+                fetch.accept(response.status_code, response.headers, response.headers.get_list("x-goog-hash"))
+                yield b""  # headers accepted: `total` is known (streams wait for this on entry)
+                for raw in response.iter_raw():
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled
+                    chunk = fetch.feed(raw)
+                    if chunk:
+                        yield chunk
+        except httpx.TransportError as error:
+            step = fetch.transport_error(error)
+            continue
+        next_step = fetch.body_ended()
+        if next_step is None:
+            break
+        step = next_step
+    fetch.verify()
+
+
+def download(
+    client: Verbex,
+    call_id: str,
+    dest: str | os.PathLike[str],
+    *,
+    expires_in_minutes: int,
+    overwrite: bool,
+    progress: Progress | None,
+    cancel: threading.Event | None = None,
+) -> DownloadResult:
+    call_id, minutes, dest_path = check_download_args(call_id, expires_in_minutes, dest, progress)
+    preflight(dest_path, overwrite)
+    signed = client.recordings.signed_url(call_id, expires_in_minutes=minutes)
+    target = resolve_target(dest_path, signed.file_name, call_id)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
+    fetch = new_fetch(client, call_id, "truncate")
+    part = PartFile(target, fetch)
+    try:
+        part.open()
+        _report(progress, fetch)
+        for chunk in iter_object(client, fetch, signed, minutes, cancel):
+            part.write(chunk)
+            _report(progress, fetch)
+        part.finish(overwrite)
+    except BaseException as error:
+        part.abandon(error)
+        raise
+    return DownloadResult(call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts)
+
+
+class RecordingStream:
+    """What `recordings.stream()` yields: `file_name`, `total`, and iteration over byte chunks."""
+
+    def __init__(self, client: Verbex, call_id: str, expires_in_minutes: int, chunk_size: int) -> None:
+        self._client, self.call_id = client, call_id
+        self._minutes, self._chunk_size = expires_in_minutes, chunk_size
+        self._fetch = new_fetch(client, call_id, "skip")
+        self._signed: SignedRecordingUrl | None = None
+        self._iterator: Iterator[bytes] | None = None
+
+    @property
+    def file_name(self) -> str:
+        assert self._signed is not None
+        return self._signed.file_name
+
+    @property
+    def total(self) -> int | None:
+        return self._fetch.total
+
+    @property
+    def bytes_read(self) -> int:
+        return self._fetch.offset
+
+    def __enter__(self) -> Self:
+        self._signed = self._client.recordings.signed_url(self.call_id, expires_in_minutes=self._minutes)
+        self._iterator = iter_object(self._client, self._fetch, self._signed, self._minutes)
+        next(self._iterator, None)  # first reply's headers: errors surface here, `total` is set
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._iterator is not None:
+            self._iterator.close()  # type: ignore[attr-defined]
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._iterator is None:
+            raise RuntimeError("use `with client.recordings.stream(...) as stream:` before iterating")
+        return _rechunk(self._iterator, self._chunk_size)
+
+
+def _rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """Chunks of exactly `size` bytes (the last may be shorter), none empty."""
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
+
+
+# -- async -----------------------------------------------------------------------------------
+
+
+async def aiter_object(
+    client: AsyncVerbex,
+    fetch: ObjectFetch,
+    signed: SignedRecordingUrl,
+    expires_in_minutes: int,
+) -> AsyncIterator[bytes]:
+    """Async twin of iter_object (cancellation arrives as asyncio.CancelledError)."""
+    hooks = client._transport.hooks
+    http = client._transport.storage_http()
+    step = Step()
+    while True:
+        if step.delay:
+            await hooks.async_sleep(step.delay)
+        if step.resign or signed.expired:
+            signed = await client.recordings.signed_url(fetch.call_id, expires_in_minutes=expires_in_minutes)
+        try:
+            async with http.stream("GET", signed.url, headers=fetch.start_request()) as response:
+                if response.status_code >= 300:
+                    step = fetch.error_reply(response.status_code, response.headers, await response.aread())
+                    if fetch.complete:
+                        break
+                    continue
+                fetch.accept(response.status_code, response.headers, response.headers.get_list("x-goog-hash"))
+                yield b""  # headers accepted: `total` is known (streams wait for this on entry)
+                async for raw in response.aiter_raw():
+                    chunk = fetch.feed(raw)
+                    if chunk:
+                        yield chunk
+        except httpx.TransportError as error:
+            step = fetch.transport_error(error)
+            continue
+        next_step = fetch.body_ended()
+        if next_step is None:
+            break
+        step = next_step
+    fetch.verify()
+
+
+async def adownload(
+    client: AsyncVerbex,
+    call_id: str,
+    dest: str | os.PathLike[str],
+    *,
+    expires_in_minutes: int,
+    overwrite: bool,
+    progress: Progress | None,
+) -> DownloadResult:
+    call_id, minutes, dest_path = check_download_args(call_id, expires_in_minutes, dest, progress)
+    preflight(dest_path, overwrite)
+    signed = await client.recordings.signed_url(call_id, expires_in_minutes=minutes)
+    target = resolve_target(dest_path, signed.file_name, call_id)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
+    fetch = new_fetch(client, call_id, "truncate")
+    part = PartFile(target, fetch)
+    try:
+        part.open()
+        _report(progress, fetch)
+        async for chunk in aiter_object(client, fetch, signed, minutes):
+            part.write(chunk)
+            _report(progress, fetch)
+        part.finish(overwrite)
+    except BaseException as error:
+        part.abandon(error)
+        raise
+    return DownloadResult(call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts)
+
+
+class AsyncRecordingStream:
+    """Async twin of RecordingStream: `async with` and `async for`."""
+
+    def __init__(self, client: AsyncVerbex, call_id: str, expires_in_minutes: int, chunk_size: int) -> None:
+        self._client, self.call_id = client, call_id
+        self._minutes, self._chunk_size = expires_in_minutes, chunk_size
+        self._fetch = new_fetch(client, call_id, "skip")
+        self._signed: SignedRecordingUrl | None = None
+        self._iterator: AsyncIterator[bytes] | None = None
+
+    @property
+    def file_name(self) -> str:
+        assert self._signed is not None
+        return self._signed.file_name
+
+    @property
+    def total(self) -> int | None:
+        return self._fetch.total
+
+    @property
+    def bytes_read(self) -> int:
+        return self._fetch.offset
+
+    async def __aenter__(self) -> Self:
+        self._signed = await self._client.recordings.signed_url(
+            self.call_id, expires_in_minutes=self._minutes
+        )
+        self._iterator = aiter_object(self._client, self._fetch, self._signed, self._minutes)
+        await anext(self._iterator, None)  # first reply's headers: errors surface here, `total` is set
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._iterator is None:
+            raise RuntimeError("use `async with client.recordings.stream(...) as stream:` before iterating")
+        return _arechunk(self._iterator, self._chunk_size)
+
+
+async def _arechunk(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    buffer = bytearray()
+    async for chunk in chunks:
+        buffer += chunk
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
