@@ -9,14 +9,11 @@ sandbox. Any failed step exits non-zero.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import time
 import wave
 from pathlib import Path
-
-import httpx
 
 from verbex_client import Verbex
 from verbex_client.testing._audio import DEMO_CALL_IDS, demo_recording
@@ -42,23 +39,10 @@ def start_sandbox() -> tuple[subprocess.Popen[str], str, str]:
     return proc, base_url, api_key
 
 
-def download(url: str, target: Path) -> int:
-    """Stream to `<target>.part`, then rename: the target never exists half-written."""
-    part = target.with_name(target.name + ".part")
-    done = 0
-    with httpx.stream("GET", url, timeout=30) as response, part.open("wb") as f:
-        response.raise_for_status()
-        total = int(response.headers["content-length"])
-        for chunk in response.iter_bytes(64 * 1024):
-            f.write(chunk)
-            done += len(chunk)
-            bar = "#" * (30 * done // total)
-            print(f"\r    [{bar:<30}] {done:>7}/{total} bytes", end="", flush=True)
-        f.flush()
-        os.fsync(f.fileno())
-    print()
-    part.replace(target)
-    return done
+def show_progress(done: int, total: int | None) -> None:
+    if total:
+        bar = "#" * (30 * done // total)
+        print(f"\r    [{bar:<30}] {done:>7}/{total} bytes", end="", flush=True)
 
 
 def main() -> int:
@@ -73,22 +57,25 @@ def main() -> int:
             step(f"client.recordings.signed_url({call_id!r})")
             started = time.perf_counter()
             signed = client.recordings.signed_url(call_id, expires_in_minutes=5)
-            print(f"    {signed!r}")
             took_ms = 1000 * (time.perf_counter() - started)
+            print(f"    {signed!r}")
             print(f"    {signed.seconds_remaining():.0f} s left; took {took_ms:.1f} ms")
-        if signed.file_name != file_name:
-            raise SystemExit(f"demo: server named the file {signed.file_name!r}, expected {file_name!r}")
-        target = OUT / signed.file_name
-        target.unlink(missing_ok=True)
-        step(f"downloading {signed.file_name}")
-        size = download(signed.url, target)
+            if signed.file_name != file_name:
+                raise SystemExit(f"demo: server named the file {signed.file_name!r}, expected {file_name!r}")
+            target = OUT / signed.file_name
+            target.unlink(missing_ok=True)
+            step(f"client.recordings.download({call_id!r}, {str(OUT.relative_to(ROOT))!r})")
+            result = client.recordings.download(call_id, OUT, progress=show_progress)
+            print()
+            print(f"    {result!r}")
+        if result.path != target:
+            raise SystemExit(f"demo: landed at {result.path}, expected {target}")
         step("verifying")
         data = target.read_bytes()
         if data != expected:
-            raise SystemExit(
-                f"demo: downloaded bytes differ from the recording ({size} vs {len(expected)} bytes)"
-            )
-        print(f"    byte-identical: {size} bytes, md5 {hashlib.md5(data).hexdigest()}")
+            raise SystemExit(f"demo: downloaded bytes differ ({len(data)} vs {len(expected)} bytes)")
+        md5 = hashlib.md5(data).hexdigest()
+        print(f"    byte-identical: {len(data)} bytes, md5 {md5} (client said {result.md5})")
         with wave.open(str(target)) as w:
             seconds = w.getnframes() / w.getframerate()
             print(

@@ -1,0 +1,199 @@
+"""download_many: bounded concurrency, per-item outcomes, manifest reruns, interruption."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_downloads import with_client
+
+import verbex_client as vc
+from conftest import SleepRecorder
+from verbex_client.testing import Sandbox
+
+RECORDINGS = {f"call-{i}": os.urandom(200_000 + i) for i in range(6)}
+
+
+@pytest.fixture
+def sb(verbex_sandbox: Sandbox) -> Sandbox:
+    for call_id, data in RECORDINGS.items():
+        verbex_sandbox.add_recording(call_id, data, file_name=f"{call_id}.ogg")
+    return verbex_sandbox
+
+
+def many(mode: str, sb: Sandbox, ids: list[str], dest: Path, **kwargs: Any) -> vc.BatchResult:
+    sleeps = kwargs.pop("sleeps", None) or SleepRecorder()
+    return with_client(mode, sb, lambda c: c.recordings.download_many(ids, dest, **kwargs), sleeps)  # type: ignore[no-any-return]
+
+
+def manifest(dest: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (dest / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_all_downloaded_in_input_order_with_a_manifest(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    ids = list(RECORDINGS)[::-1]
+    result = many(mode, sb, ids, tmp_path / "out", concurrency=3)
+    assert result.ok and [i.call_id for i in result.results] == ids
+    assert all(i.status == "downloaded" and i.error is None for i in result.results)
+    for item in result.results:
+        assert item.path is not None and item.path.read_bytes() == RECORDINGS[item.call_id]
+        assert item.bytes == len(RECORDINGS[item.call_id])
+    entries = {e["call_id"]: e for e in manifest(tmp_path / "out")}
+    assert set(entries) == set(ids)
+    e = entries["call-1"]
+    assert e["file"] == "call-1.ogg" and e["bytes"] == len(RECORDINGS["call-1"]) and len(e["md5"]) == 32
+    assert e["finished_at"].endswith("Z")
+    result.raise_for_failures()  # nothing to raise
+
+
+def test_concurrency_is_bounded(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.storage_latency = 0.1
+    assert many(mode, sb, list(RECORDINGS), tmp_path, concurrency=2).ok
+    assert sb.peak_storage_in_flight == 2
+
+
+def test_duplicates_are_fetched_once(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    result = many(mode, sb, ["call-1", "call-2", "call-1", "call-1"], tmp_path)
+    assert [i.call_id for i in result.results] == ["call-1", "call-2"]
+    assert len(sb.api_requests()) == 2 and len(sb.storage_requests()) == 2
+
+
+def test_a_failure_never_stops_the_batch(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.corrupt_next_download()  # hits whichever download goes first
+    result = many(mode, sb, ["missing", *RECORDINGS], tmp_path, concurrency=1)
+    assert not result.ok
+    failed = {i.call_id: i for i in result.failed}
+    assert isinstance(failed["missing"].error, vc.RecordingNotFoundError)
+    assert len(failed) == 2 and len(result.downloaded) == len(RECORDINGS) - 1
+    corrupt = next(i for i in result.failed if i.call_id != "missing")
+    assert isinstance(corrupt.error, vc.IntegrityError) and corrupt.path is None
+    assert not (tmp_path / f"{corrupt.call_id}.ogg").exists()
+    with pytest.raises(ExceptionGroup) as info:
+        result.raise_for_failures()
+    assert len(info.value.exceptions) == 2 and "2 of 7 downloads failed" in str(info.value)
+
+
+def test_a_rerun_skips_finished_work_without_calling_the_api(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    ids = list(RECORDINGS)
+    assert many(mode, sb, ids, tmp_path).ok
+    sb.clear_requests()
+    (tmp_path / "call-3.ogg").write_bytes(b"truncated")  # wrong size: must be redone
+    (tmp_path / "call-4.ogg").unlink()  # gone: must be redone
+    again = many(mode, sb, ids, tmp_path, overwrite=True)
+    statuses = {i.call_id: i.status for i in again.results}
+    assert statuses == {c: ("downloaded" if c in ("call-3", "call-4") else "skipped") for c in ids}
+    assert len(sb.api_requests()) == 2
+    assert (tmp_path / "call-3.ogg").read_bytes() == RECORDINGS["call-3"]
+    sb.clear_requests()
+    assert all(i.status == "skipped" for i in many(mode, sb, ids, tmp_path).results)
+    assert sb.requests == []
+
+
+def test_a_torn_manifest_line_is_tolerated(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    assert many(mode, sb, ["call-0"], tmp_path).ok
+    with (tmp_path / "manifest.jsonl").open("a") as f:
+        f.write('{"call_id": "call-1", "fi')  # a crash mid-line
+    result = many(mode, sb, ["call-0", "call-1"], tmp_path)
+    assert [i.status for i in result.results] == ["skipped", "downloaded"]
+
+
+def test_existing_unlisted_files_fail_without_overwrite(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "call-0.ogg").write_bytes(b"someone else's")
+    result = many(mode, sb, ["call-0"], tmp_path)
+    assert isinstance(result.results[0].error, FileExistsError)
+    assert (tmp_path / "call-0.ogg").read_bytes() == b"someone else's"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error"),
+    [
+        (("call-1",), {}, TypeError),
+        ((["ok", ""],), {}, ValueError),
+        ((["ok", 5],), {}, TypeError),
+        ((["ok"],), {"concurrency": 0}, ValueError),
+        ((["ok"],), {"concurrency": 2.0}, TypeError),
+        ((["ok"],), {"progress": 3}, TypeError),
+    ],
+)
+def test_bad_arguments_send_nothing(
+    sb: Sandbox, tmp_path: Path, args: tuple[Any, ...], kwargs: dict[str, Any], error: type
+) -> None:
+    with sb.client() as client, pytest.raises(error):
+        client.recordings.download_many(*args, tmp_path, **kwargs)
+    assert sb.requests == []
+
+
+def test_progress_names_each_call(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def progress(call_id: str, done: int, total: int | None) -> None:
+        with lock:
+            seen[call_id] = done
+
+    assert many(mode, sb, list(RECORDINGS), tmp_path, progress=progress).ok
+    assert seen == {c: len(d) for c, d in RECORDINGS.items()}
+
+
+def _leftovers_are_clean(dest: Path) -> None:
+    """Only complete targets, resumable .part files and a manifest that parses."""
+    entries = {e["call_id"] for e in manifest(dest)} if (dest / "manifest.jsonl").exists() else set()
+    for path in dest.iterdir():
+        if path.name == "manifest.jsonl":
+            continue
+        if path.name.endswith(".part"):
+            call_id = path.name.removesuffix(".ogg.part")
+            assert RECORDINGS[call_id].startswith(path.read_bytes())
+        else:
+            call_id = path.stem
+            assert path.read_bytes() == RECORDINGS[call_id] and call_id in entries
+
+
+def test_sync_interrupt_leaves_resumable_state_and_a_rerun_completes(sb: Sandbox, tmp_path: Path) -> None:
+    sb.storage_latency = 0.02
+    interrupted = threading.Event()
+
+    def progress(call_id: str, done: int, total: int | None) -> None:
+        if call_id == "call-2" and done > 50_000 and not interrupted.is_set():
+            interrupted.set()
+            raise KeyboardInterrupt  # what Ctrl-C delivers to the waiting thread
+
+    with sb.client() as client, pytest.raises(KeyboardInterrupt):
+        client.recordings.download_many(list(RECORDINGS), tmp_path, concurrency=3, progress=progress)
+    _leftovers_are_clean(tmp_path)
+    assert any(p.name.endswith(".part") for p in tmp_path.iterdir())
+    sb.clear_faults()
+    with sb.client() as client:
+        result = client.recordings.download_many(list(RECORDINGS), tmp_path)
+    assert result.ok
+    _leftovers_are_clean(tmp_path)
+    assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
+    assert all((tmp_path / f"{c}.ogg").read_bytes() == d for c, d in RECORDINGS.items())
+
+
+def test_async_cancellation_leaves_resumable_state_and_a_rerun_completes(sb: Sandbox, tmp_path: Path) -> None:
+    sb.storage_latency = 0.02
+
+    async def interrupted() -> None:
+        async with sb.async_client() as client:
+            task = asyncio.ensure_future(
+                client.recordings.download_many(list(RECORDINGS), tmp_path, concurrency=3)
+            )
+            while not any(p.name.endswith(".part") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+                await asyncio.sleep(0.005)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(asyncio.wait_for(interrupted(), timeout=30))
+    _leftovers_are_clean(tmp_path)
+    sb.clear_faults()
+    result = many("async", sb, list(RECORDINGS), tmp_path)
+    assert result.ok
+    assert all((tmp_path / f"{c}.ogg").read_bytes() == d for c, d in RECORDINGS.items())
+    assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
