@@ -375,3 +375,32 @@ def test_stream_checks_integrity_at_the_end(mode: str, sb: Sandbox) -> None:
     sb.corrupt_next_download()
     with pytest.raises(vc.IntegrityError):
         read_stream(mode, sb)
+
+
+def test_memory_stays_flat_for_a_large_download(tmp_path: Path) -> None:
+    """Peak RSS after a 128 MiB download is within a few MiB of that after a 1 MiB one."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os, resource
+from verbex_client.testing import Sandbox
+src = {str(tmp_path / "big.bin")!r}
+with open(src, "wb") as f:
+    for _ in range(128):
+        f.write(os.urandom(1 << 20))
+with Sandbox() as sb:
+    sb.add_recording("small", os.urandom(1 << 20), file_name="small.bin")
+    sb.add_recording("big", src, file_name="big-out.bin")
+    with sb.client() as client:
+        client.recordings.download("small", {str(tmp_path)!r})
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result = client.recordings.download("big", {str(tmp_path)!r})
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(result.bytes, before, after)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    size, before_kib, after_kib = map(int, out.stdout.split())
+    assert size == 128 << 20
+    assert after_kib - before_kib < 16 * 1024, f"RSS grew by {(after_kib - before_kib) // 1024} MiB"
