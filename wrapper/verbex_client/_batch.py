@@ -11,15 +11,15 @@ import asyncio
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from ._download import adownload, download
+from ._download import Cancelled, adownload, download
 from ._models import DownloadResult
 from ._validation import check_call_id, check_expires_in_minutes, check_positive_int
 
@@ -165,6 +165,9 @@ def download_many(
     ids, manifest = plan_batch(call_ids, dest_dir, concurrency, expires_in_minutes, progress)
     items = {cid: done for cid in ids if (done := manifest.finished(cid)) is not None}
     cancel = threading.Event()
+    todo = iter([cid for cid in ids if cid not in items])
+    take = threading.Lock()
+    interrupted: list[BaseException] = []
 
     def work(call_id: str) -> BatchItem:
         try:
@@ -182,16 +185,49 @@ def download_many(
         manifest.append(result)
         return BatchItem(call_id, "downloaded", result.path, None, result.bytes)
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="verbex-download") as pool:
-        futures = {pool.submit(work, cid): cid for cid in ids if cid not in items}
-        try:
-            for future in as_completed(futures):
-                items[futures[future]] = future.result()
-        except BaseException:
-            cancel.set()  # workers stop at their next chunk, leaving resumable .part files
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    def worker() -> None:
+        while not cancel.is_set():
+            with take:
+                call_id = next(todo, None)
+            if call_id is None:
+                return
+            try:
+                items[call_id] = work(call_id)
+            except Cancelled:
+                return
+            except BaseException as error:  # e.g. KeyboardInterrupt raised by a progress callback
+                interrupted.append(error)
+                cancel.set()
+                return
+
+    # Daemon threads, not an executor: after Ctrl-C we must not wait for a
+    # request blocked on the network. Whatever they still finish is complete
+    # and verified (targets appear only by atomic rename), so leaving is safe.
+    workers = [
+        threading.Thread(target=worker, name=f"verbex-download-{n}", daemon=True)
+        for n in range(min(concurrency, len(ids) - len(items)))
+    ]
+    for thread in workers:
+        thread.start()
+    try:
+        for thread in workers:
+            while thread.is_alive():
+                thread.join(0.2)
+    except BaseException:
+        _stop(cancel, workers)
+        raise
+    if interrupted:
+        _stop(cancel, workers)
+        raise interrupted[0]
     return BatchResult(tuple(items[cid] for cid in ids))
+
+
+def _stop(cancel: threading.Event, workers: list[threading.Thread], grace: float = 2.0) -> None:
+    """Ask workers to stop at their next chunk; wait a little, not for stuck requests."""
+    cancel.set()
+    deadline = time.monotonic() + grace
+    for thread in workers:
+        thread.join(max(deadline - time.monotonic(), 0))
 
 
 async def adownload_many(

@@ -1,0 +1,320 @@
+"""The `verbex` command as a user runs it: a subprocess against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from verbex_client.testing import Sandbox
+from verbex_client.testing._audio import DEMO_CALL_IDS, demo_recording
+
+BIG = os.urandom(3_000_000)
+
+
+@pytest.fixture
+def sb(verbex_sandbox: Sandbox) -> Sandbox:
+    for call_id in DEMO_CALL_IDS:
+        data, name = demo_recording(call_id)
+        verbex_sandbox.add_recording(call_id, data, name)
+    verbex_sandbox.add_recording("big", BIG, "big.ogg")
+    return verbex_sandbox
+
+
+def env_for(sb: Sandbox | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERBEX_")}
+    if sb is not None:
+        env.update(VERBEX_API_KEY=sb.api_key, VERBEX_BASE_URL=sb.base_url)
+    env.update(extra)
+    return env
+
+
+def verbex(
+    sb: Sandbox | None, *args: str, cwd: Path | None = None, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "verbex_client", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        input=stdin,
+        env=env_for(sb, **env),
+    )
+
+
+def name_of(call_id: str) -> str:
+    return demo_recording(call_id)[1]
+
+
+def test_url_prints_only_the_url(sb: Sandbox) -> None:
+    out = verbex(sb, "recordings", "url", "demo-call-001")
+    assert out.returncode == 0 and out.stderr == ""
+    (line,) = out.stdout.splitlines()
+    assert line.startswith(sb.base_url) and "X-Goog-Signature=" in line
+
+
+def test_url_json_has_every_field(sb: Sandbox) -> None:
+    out = verbex(sb, "recordings", "url", "demo-call-001", "--expires-in-minutes", "60", "--json")
+    body = json.loads(out.stdout)
+    assert set(body) == {"call_id", "file_name", "url", "expiration_minutes", "expires_at", "received_at"}
+    assert body["expiration_minutes"] == 60 and body["expires_at"].endswith("Z")
+    assert body["file_name"] == name_of("demo-call-001")
+
+
+def test_download_non_tty_prints_one_plain_line_per_file_and_a_summary(sb: Sandbox, tmp_path: Path) -> None:
+    out = verbex(sb, "recordings", "download", "demo-call-001", "demo-call-002", "-o", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("downloaded demo-call-00") for line in lines)
+    assert "\x1b[" not in out.stdout + out.stderr  # no terminal control codes when piped
+    assert "2 downloaded, 0 skipped, 0 failed" in out.stderr
+    for call_id in ("demo-call-001", "demo-call-002"):
+        assert (tmp_path / name_of(call_id)).read_bytes() == demo_recording(call_id)[0]
+
+
+def test_download_json_lines_and_rerun_skips(sb: Sandbox, tmp_path: Path) -> None:
+    first = verbex(sb, "recordings", "download", "demo-call-001", "nope", "-o", str(tmp_path), "--json")
+    assert first.returncode == 1
+    rows = [json.loads(line) for line in first.stdout.splitlines()]
+    assert [r["call_id"] for r in rows] == ["demo-call-001", "nope"]
+    assert set(rows[0]) == {"call_id", "status", "path", "bytes", "error"}
+    assert rows[0]["status"] == "downloaded" and rows[0]["error"] is None
+    assert rows[1]["status"] == "failed" and "recording not found (404" in rows[1]["error"]
+    again = verbex(sb, "recordings", "download", "demo-call-001", "-o", str(tmp_path), "--json")
+    assert json.loads(again.stdout)["status"] == "skipped" and again.returncode == 0
+
+
+def test_single_call_to_a_file_path(sb: Sandbox, tmp_path: Path) -> None:
+    target = tmp_path / "call.wav"
+    out = verbex(sb, "recordings", "download", "demo-call-003", "-o", str(target))
+    assert out.returncode == 0 and target.read_bytes() == demo_recording("demo-call-003")[0]
+    exists = verbex(sb, "recordings", "download", "demo-call-003", "-o", str(target))
+    assert exists.returncode == 1 and "use --overwrite" in exists.stderr
+    assert (
+        verbex(sb, "recordings", "download", "demo-call-003", "-o", str(target), "--overwrite").returncode
+        == 0
+    )
+
+
+def test_ids_file_from_stdin(sb: Sandbox, tmp_path: Path) -> None:
+    ids = "# this week's calls\ndemo-call-001\n\n  demo-call-002  \ndemo-call-001\n"
+    out = verbex(sb, "recordings", "download", "--ids-file", "-", "-o", str(tmp_path), "--quiet", stdin=ids)
+    assert out.returncode == 0 and out.stdout == "" and out.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [name_of("demo-call-001"), name_of("demo-call-002"), "manifest.jsonl"]
+    )
+
+
+def test_ids_file_from_a_path(sb: Sandbox, tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("demo-call-002\n")
+    # A trailing slash names a directory to create (like cp); without one, a single call goes to that file.
+    out = verbex(sb, "recordings", "download", "--ids-file", str(ids), "-o", f"{tmp_path / 'out'}/")
+    assert out.returncode == 0 and (tmp_path / "out" / name_of("demo-call-002")).exists()
+    as_file = verbex(sb, "recordings", "download", "--ids-file", str(ids), "-o", str(tmp_path / "one.wav"))
+    assert (
+        as_file.returncode == 0 and (tmp_path / "one.wav").read_bytes() == demo_recording("demo-call-002")[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (
+            {"status": 401, "body": b'{"error": "invalid_api_key", "message": "Invalid API key"}'},
+            "error: authentication failed (401 invalid_api_key): Invalid API key. Set VERBEX_API_KEY or pass --api-key.",
+        ),
+        (
+            {"status": 404, "body": b'{"error": "recording_not_found", "message": "No recording"}'},
+            "error: recording not found (404 recording_not_found): No recording.",
+        ),
+        (
+            {
+                "status": 422,
+                "body": b'{"detail": [{"loc": ["body", "call_id"], "msg": "Field required", "type": "missing"}]}',
+            },
+            "error: request rejected (422): body.call_id: Field required.",
+        ),
+        (
+            {
+                "status": 503,
+                "body": b"<html><title>503 Service Unavailable</title></html>",
+                "content_type": "text/html",
+            },
+            "error: server error (503): 503 Service Unavailable.",
+        ),
+    ],
+)
+def test_api_errors_are_one_line_without_traceback(
+    sb: Sandbox, fault: dict[str, object], expected: str
+) -> None:
+    sb.fail_next(10, **fault)  # type: ignore[arg-type]
+    out = verbex(sb, "--max-retries", "0", "recordings", "url", "demo-call-001")
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.strip() == expected
+    assert sb.api_key not in out.stderr
+
+
+def test_unreachable_api(tmp_path: Path) -> None:
+    out = verbex(
+        None,
+        "--max-retries",
+        "0",
+        "recordings",
+        "url",
+        "c1",
+        VERBEX_API_KEY="API_some_key_123",
+        VERBEX_BASE_URL="http://127.0.0.1:9",
+    )
+    assert out.returncode == 1 and out.stderr.startswith("error: could not reach the API")
+    assert "Traceback" not in out.stderr
+
+
+def test_debug_shows_logs_and_the_traceback(sb: Sandbox) -> None:
+    out = verbex(sb, "--debug", "recordings", "url", "nope")
+    assert out.returncode == 1
+    assert "Traceback" in out.stderr and "RecordingNotFoundError" in out.stderr
+    assert "POST /v1/call-recording/signed-url -> 404" in out.stderr
+    assert sb.api_key not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["recordings"],
+        ["recordings", "download"],
+        ["recordings", "url"],
+        ["recordings", "url", "c1", "--expires-in-minutes", "soon"],
+        ["recordings", "url", "c1", "--expires-in-minutes", "0"],
+        ["recordings", "download", "c1", "--concurrency", "0"],
+        ["recordings", "download", "--ids-file", "/nonexistent/ids.txt"],
+        ["--timeout", "-1", "recordings", "url", "c1"],
+        ["frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(sb: Sandbox, args: list[str]) -> None:
+    out = verbex(sb, *args)
+    assert out.returncode == 2, out.stderr
+    assert "error" in out.stderr or "usage" in out.stderr
+    assert "Traceback" not in out.stderr and sb.requests == []
+
+
+def test_missing_api_key_is_a_usage_error_naming_the_variable() -> None:
+    out = verbex(None, "recordings", "url", "c1")
+    assert out.returncode == 2 and "VERBEX_API_KEY" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_help_explains_every_option_with_examples() -> None:
+    top = verbex(None, "--help")
+    assert top.returncode == 0
+    for option in (
+        "--api-key",
+        "--base-url",
+        "--timeout",
+        "--max-retries",
+        "--debug",
+        "--version",
+        "examples:",
+    ):
+        assert option in top.stdout
+    download = verbex(None, "recordings", "download", "--help")
+    for option in ("--ids-file", "-o", "--concurrency", "--overwrite", "--quiet", "--json", "examples:"):
+        assert option in download.stdout
+    assert verbex(None, "--version").stdout.startswith("verbex-client ")
+
+
+def test_help_imports_neither_the_http_stack_nor_rich_nor_the_sandbox() -> None:
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "verbex_client", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0
+    modules = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "verbex_client._cli" in modules
+    for heavy in ("httpx", "httpcore", "rich", "verbex_client.testing", "verbex_api", "attrs"):
+        assert heavy not in modules, heavy
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "verbex"
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("verbex-client ")
+
+
+def test_tty_shows_progress_bars(sb: Sandbox, tmp_path: Path) -> None:
+    import pty
+
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "verbex_client",
+            "recordings",
+            "download",
+            "big",
+            "demo-call-001",
+            "-o",
+            str(tmp_path),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env=env_for(sb, COLUMNS="120"),
+    )
+    os.close(terminal)
+    screen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(controller, 65536)
+        except OSError:
+            break  # the child closed the terminal
+        if not data:
+            break
+        screen += data
+    assert proc.wait(timeout=30) == 0
+    os.close(controller)
+    text = screen.decode(errors="replace")
+    assert "total" in text and "━" in text and "3.0 MB" in text  # a total bar with byte counts
+    assert "2 downloaded, 0 skipped, 0 failed" in text
+    assert proc.stdout is not None and proc.stdout.read() == b""  # bars on the terminal, nothing on stdout
+    assert (tmp_path / "big.ogg").read_bytes() == BIG
+
+
+def test_sigint_leaves_no_target_and_a_rerun_completes(sb: Sandbox, tmp_path: Path) -> None:
+    sb.cut_next_download(1_000_000)
+    sb.delay_next(30, target="storage")  # the resume request hangs: interrupt it there
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "verbex_client", "recordings", "download", "big", "-o", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_for(sb),
+    )
+    part = tmp_path / "big.ogg.part"
+    deadline = time.monotonic() + 30
+    while not (part.exists() and part.stat().st_size == 1_000_000) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert part.exists() and part.stat().st_size == 1_000_000
+    proc.send_signal(signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert not (tmp_path / "big.ogg").exists() and part.exists()
+    sb.clear_faults()
+    sb.clear_requests()
+    rerun = verbex(sb, "recordings", "download", "big", "-o", str(tmp_path))
+    assert rerun.returncode == 0, rerun.stderr
+    assert (tmp_path / "big.ogg").read_bytes() == BIG and not part.exists()
+    assert sb.storage_requests()[0].headers["Range"] == "bytes=1000000-"
