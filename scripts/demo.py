@@ -1,89 +1,89 @@
-"""`make demo`: the main job end to end, offline, against the bundled sandbox.
+"""`make demo`: the main job end to end, offline, as a user would do it.
 
-Starts the sandbox as its own process (as a user would), asks the API for a
-signed URL, downloads the recording through it, proves the file is
-byte-identical to what the sandbox stored and is real audio, then stops the
-sandbox. Any failed step exits non-zero.
+Starts `verbex sandbox` (demo recordings are real WAV files), runs
+`verbex recordings url` and `verbex recordings download` against it, proves
+the file is byte-identical to what the sandbox stored and is real audio of
+the right length, prints where it landed, and stops the sandbox. Any failed
+step exits non-zero.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
-import time
 import wave
 from pathlib import Path
 
-from verbex_client import Verbex
 from verbex_client.testing._audio import DEMO_CALL_IDS, demo_recording
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".build" / "demo"
+VERBEX = [sys.executable, "-m", "verbex_client"]
 
 
 def step(text: str) -> None:
-    print(f"==> {text}", flush=True)
+    print(f"\n==> {text}", flush=True)
 
 
-def start_sandbox() -> tuple[subprocess.Popen[str], str, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "verbex_client.testing", "--port", "0"], stdout=subprocess.PIPE, text=True
-    )
+def fail(message: str) -> None:
+    raise SystemExit(f"demo failed: {message}")
+
+
+def start_sandbox() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    proc = subprocess.Popen([*VERBEX, "sandbox"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    base_url = proc.stdout.readline().strip().partition("=")[2]
-    api_key = proc.stdout.readline().strip().partition("=")[2]
-    if not base_url.startswith("http://127.0.0.1:") or not api_key:
+    env = dict(os.environ)
+    for _ in range(2):
+        name, _, value = proc.stdout.readline().strip().partition("=")
+        env[name] = value
+    if not env.get("VERBEX_BASE_URL", "").startswith("http://127.0.0.1:") or not env.get("VERBEX_API_KEY"):
         proc.kill()
-        raise SystemExit("demo: the sandbox did not start")
-    return proc, base_url, api_key
+        fail("the sandbox did not start")
+    return proc, env
 
 
-def show_progress(done: int, total: int | None) -> None:
-    if total:
-        bar = "#" * (30 * done // total)
-        print(f"\r    [{bar:<30}] {done:>7}/{total} bytes", end="", flush=True)
+def run(args: list[str], env: dict[str, str]) -> str:
+    print("$ verbex " + " ".join(args), flush=True)
+    # stderr stays on this terminal: progress bars show when there is one.
+    result = subprocess.run([*VERBEX, *args], env=env, stdout=subprocess.PIPE, text=True, timeout=120)
+    print(result.stdout, end="", flush=True)
+    if result.returncode != 0:
+        fail(f"`verbex {' '.join(args)}` exited {result.returncode}")
+    return result.stdout
 
 
 def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
     call_id = DEMO_CALL_IDS[0]
-    expected, file_name = demo_recording(call_id)
-    step("starting the sandbox (python -m verbex_client.testing)")
-    proc, base_url, api_key = start_sandbox()
+    shutil.rmtree(OUT, ignore_errors=True)  # a fresh run downloads rather than skips
+    OUT.mkdir(parents=True)
+    step("starting the sandbox: verbex sandbox")
+    proc, env = start_sandbox()
     try:
-        print(f"    VERBEX_BASE_URL={base_url}")
-        with Verbex(api_key=api_key, base_url=base_url) as client:
-            step(f"client.recordings.signed_url({call_id!r})")
-            started = time.perf_counter()
-            signed = client.recordings.signed_url(call_id, expires_in_minutes=5)
-            took_ms = 1000 * (time.perf_counter() - started)
-            print(f"    {signed!r}")
-            print(f"    {signed.seconds_remaining():.0f} s left; took {took_ms:.1f} ms")
-            if signed.file_name != file_name:
-                raise SystemExit(f"demo: server named the file {signed.file_name!r}, expected {file_name!r}")
-            target = OUT / signed.file_name
-            target.unlink(missing_ok=True)
-            step(f"client.recordings.download({call_id!r}, {str(OUT.relative_to(ROOT))!r})")
-            result = client.recordings.download(call_id, OUT, progress=show_progress)
-            print()
-            print(f"    {result!r}")
-        if result.path != target:
-            raise SystemExit(f"demo: landed at {result.path}, expected {target}")
+        print(f"VERBEX_BASE_URL={env['VERBEX_BASE_URL']}")
+        step("a signed URL for one call")
+        url = run(["recordings", "url", call_id], env).strip()
+        if not url.startswith(env["VERBEX_BASE_URL"]) or "X-Goog-Signature=" not in url:
+            fail(f"unexpected URL {url!r}")
+        step("downloading the recordings")
+        run(["recordings", "download", *DEMO_CALL_IDS, "-o", os.path.relpath(OUT)], env)
         step("verifying")
-        data = target.read_bytes()
-        if data != expected:
-            raise SystemExit(f"demo: downloaded bytes differ ({len(data)} vs {len(expected)} bytes)")
-        md5 = hashlib.md5(data).hexdigest()
-        print(f"    byte-identical: {len(data)} bytes, md5 {md5} (client said {result.md5})")
-        with wave.open(str(target)) as w:
-            seconds = w.getnframes() / w.getframerate()
-            print(
-                f"    real audio: WAV, {w.getnchannels()} channel(s), {w.getframerate()} Hz, {seconds:.2f} s"
-            )
-        if not 1.5 <= seconds <= 10:
-            raise SystemExit(f"demo: unexpected duration {seconds:.2f} s")
-        step(f"done: {target.relative_to(ROOT)}")
+        for demo_id in DEMO_CALL_IDS:
+            want, name = demo_recording(demo_id)
+            target = OUT / name
+            data = target.read_bytes() if target.exists() else b""
+            if data != want:
+                fail(f"{target} is not byte-identical to the recording ({len(data)} vs {len(want)} bytes)")
+            with wave.open(str(target)) as w:
+                seconds = w.getnframes() / w.getframerate()
+                rate, channels = w.getframerate(), w.getnchannels()
+            if abs(seconds - (2.0 + DEMO_CALL_IDS.index(demo_id))) > 0.01:
+                fail(f"{target} lasts {seconds:.2f} s")
+            md5 = hashlib.md5(data).hexdigest()
+            print(f"{name}: byte-identical, md5 {md5}, WAV {channels} ch {rate} Hz {seconds:.2f} s")
+        step(f"done: the recordings are in {OUT.relative_to(ROOT)}/")
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -7,15 +7,26 @@ import sys
 import wave
 
 from conftest import ROOT
+from verbex_client.testing._audio import DEMO_CALL_IDS, demo_recording
 
 
-def test_demo_fetches_a_verified_real_recording() -> None:
+def test_demo_fetches_verified_real_recordings_with_the_cli() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "demo.py")], capture_output=True, text=True, timeout=120
+        [sys.executable, str(ROOT / "scripts" / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "byte-identical" in result.stdout and "sandbox stopped" in result.stdout
-    target = ROOT / ".build" / "demo" / "webcall_demo-call-001_agent_demo.wav"
-    with wave.open(str(target)) as w:
-        assert w.getnframes() == 2 * w.getframerate()
-    assert not list(target.parent.glob("*.part"))
+    assert "$ verbex recordings url demo-call-001" in result.stdout
+    assert "$ verbex recordings download demo-call-001" in result.stdout
+    assert "3 downloaded, 0 skipped, 0 failed" in result.stderr
+    assert result.stdout.count("byte-identical") == 3 and "sandbox stopped" in result.stdout
+    for call_id in DEMO_CALL_IDS:
+        data, name = demo_recording(call_id)
+        target = ROOT / ".build" / "demo" / name
+        assert target.read_bytes() == data
+        with wave.open(str(target)) as w:
+            assert w.getnframes() == (2 + DEMO_CALL_IDS.index(call_id)) * w.getframerate()
+    assert not list((ROOT / ".build" / "demo").glob("*.part"))
