@@ -28,7 +28,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-# npm tools pinned by package-lock.json: Optic (breaking-change check in update-spec).
+# npm tools pinned by package-lock.json: Optic (update-spec's breaking-change check)
+# and Prism (contract tests: mock server and validating proxy).
 node-tools: $(NODE_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
@@ -61,6 +62,9 @@ test: install node-tools lint typecheck check-generated
 
 demo: install
 	$(BIN)/python scripts/demo.py
+
+reliability: install
+	$(BIN)/python tests/reliability.py
 
 bench: install
 	$(BIN)/python benchmarks/run.py

@@ -404,3 +404,14 @@ print(result.bytes, before, after)
     size, before_kib, after_kib = map(int, out.stdout.split())
     assert size == 128 << 20
     assert after_kib - before_kib < 16 * 1024, f"RSS grew by {(after_kib - before_kib) // 1024} MiB"
+
+
+def test_a_signed_url_that_is_no_http_url_is_a_download_error(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    sb.respond_next(
+        b'{"file_name": "a.ogg", "signed_url": "not a url", "expiration_minutes": 10,'
+        b' "expires_at": "2030-01-01T00:00:00Z"}'
+    )
+    with pytest.raises(vc.DownloadError, match="not an http"):
+        download(mode, sb, tmp_path)
+    assert sb.storage_requests() == []
+    nothing_in(tmp_path)

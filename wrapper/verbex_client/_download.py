@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO, Self
 
 import httpx
 
-from ._exceptions import IntegrityError
+from ._exceptions import DownloadError, IntegrityError
 from ._fetch import ObjectFetch, RestartPolicy, Step
 from ._models import DownloadResult, SignedRecordingUrl
 from ._paths import part_path, resolve_target
@@ -42,6 +42,14 @@ def check_download_args(
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable as progress(bytes_done, bytes_total_or_None)")
     return call_id, expires_in_minutes, Path(dest)  # type: ignore[return-value]
+
+
+def check_storage_url(signed: SignedRecordingUrl, call_id: str) -> None:
+    """The spec types `signed_url` as any string; only an http(s) URL can be downloaded."""
+    if not signed.url.startswith(("https://", "http://")) or len(signed.url) < 10:
+        raise DownloadError(
+            f"the API gave call {call_id!r} a signed URL that is not an http(s) URL", call_id=call_id
+        )
 
 
 def preflight(dest: Path, overwrite: bool) -> None:
@@ -167,6 +175,7 @@ def iter_object(
             hooks.sleep(step.delay)
         if step.resign or signed.expired:
             signed = client.recordings.signed_url(fetch.call_id, expires_in_minutes=expires_in_minutes)
+        check_storage_url(signed, fetch.call_id)
         try:
             with http.stream("GET", signed.url, headers=fetch.start_request()) as response:
                 if response.status_code >= 300:
@@ -294,6 +303,7 @@ async def aiter_object(
             await hooks.async_sleep(step.delay)
         if step.resign or signed.expired:
             signed = await client.recordings.signed_url(fetch.call_id, expires_in_minutes=expires_in_minutes)
+        check_storage_url(signed, fetch.call_id)
         try:
             async with http.stream("GET", signed.url, headers=fetch.start_request()) as response:
                 if response.status_code >= 300:

@@ -106,6 +106,7 @@ class Sandbox:
         self.peak_storage_in_flight = 0  # most storage requests being answered at once
         self._url_limits: dict[str, _UrlLimit] = {}
         self._urls_issued = 0
+        self._issued_urls: list[str] = []
         self._pending_limits: list[tuple[int | None, float | None, int | None]] = []
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -118,6 +119,7 @@ class Sandbox:
             return self
         self._tmp = tempfile.mkdtemp(prefix="verbex-sandbox-")
         self._server = SandboxHTTPServer((self.host, self._port), self)
+        self._last_base_url = self.base_url
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -157,6 +159,12 @@ class Sandbox:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def _url_base(self) -> str:
+        # Handlers still finishing after stop() (e.g. a delayed reply) must not fail on the port.
+        if self._server is not None:
+            self._last_base_url = self.base_url
+        return self._last_base_url
 
     def __repr__(self) -> str:
         where = self.base_url if self._server else "stopped"
@@ -203,6 +211,32 @@ class Sandbox:
             entry = self._objects.pop(call_id, None)
             if entry:
                 self._by_path.pop(entry.object_path, None)
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open right now (keep-alive ones included)."""
+        if self._server is None:
+            return 0
+        with self._server.connections_lock:
+            return len(self._server.connections)
+
+    @property
+    def peak_connections(self) -> int:
+        """Most client connections open at once since start (or `reset_peaks()`)."""
+        return self._server.peak_connections if self._server else 0
+
+    def reset_peaks(self) -> None:
+        if self._server is not None:
+            with self._server.connections_lock:
+                self._server.peak_connections = len(self._server.connections)
+        with self._lock:
+            self.peak_storage_in_flight = self._storage_in_flight
+
+    @property
+    def issued_urls(self) -> list[str]:
+        """Every signed URL handed out, unmasked: for asserting that none leaked into logs or errors."""
+        with self._lock:
+            return list(self._issued_urls)
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -361,8 +395,10 @@ class Sandbox:
             credential="sandbox%40verbex",
             url_id=url_id,
         )
-        url = f"{self.base_url}{quote(object_path)}?{query}"
+        url = f"{self._url_base()}{quote(object_path)}?{query}"
         signature = dict(parse_qsl(query))["X-Goog-Signature"]
+        with self._lock:
+            self._issued_urls.append(url)
         self._apply_pending_limit(signature, now)
         expires_at = now + timedelta(seconds=seconds)
         return {

@@ -38,6 +38,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.sandbox = sandbox
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.peak_connections = 0
         super().__init__(address, SandboxHandler)
 
     def close_connections(self) -> None:
@@ -96,6 +97,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.connections_lock:
             self.server.connections.add(self.connection)
+            self.server.peak_connections = max(self.server.peak_connections, len(self.server.connections))
 
     def finish(self) -> None:
         with self.server.connections_lock:
