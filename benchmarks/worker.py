@@ -1,0 +1,235 @@
+"""One measurement in a fresh process, run by run.py (also under the peers' venv).
+
+    worker.py call CONTENDER URL CALLS [TASKS]     -> {"per_call": seconds}
+    worker.py download CONTENDER URL TARGET          -> {"seconds": s, "maxrss_kib": k}
+    worker.py profile URL CALLS                      -> {"component": seconds per call, ...}
+
+Only the standard library is imported up front: each contender imports its
+own stack, so one contender's imports never help another.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+KEY = "API_benchmark_key_0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdef"
+PATH = "/v1/call-recording/signed-url"
+BODY = {"call_id": "bench-call", "expiration_url_in_minutes": 10}
+
+
+def _timed(fn: Any, calls: int) -> float:
+    for _ in range(min(20, calls)):
+        fn()  # warm: connections open, caches filled
+    started = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - started) / calls
+
+
+def sync_contender(name: str, url: str) -> Any:
+    if name == "verbex":
+        from verbex_client import Verbex
+
+        client = Verbex(api_key=KEY, base_url=url)
+        return lambda: client.recordings.signed_url("bench-call")
+    if name == "httpx":
+        import httpx
+
+        raw = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"})
+
+        def call() -> Any:
+            response = raw.post(PATH, json=BODY)
+            response.raise_for_status()
+            return json.loads(response.content)
+
+        return call
+    if name == "requests":
+        import requests
+
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {KEY}"
+
+        def call_requests() -> Any:
+            response = session.post(url + PATH, json=BODY, timeout=30)
+            response.raise_for_status()
+            return response.json()
+
+        return call_requests
+    if name == "openai":
+        from openai import OpenAI
+
+        oa = OpenAI(api_key=KEY, base_url=url)
+        return lambda: oa.post(PATH, body=BODY, cast_to=object)
+    if name == "retell":
+        from retell import Retell
+
+        rt = Retell(api_key=KEY, base_url=url)
+        return lambda: rt.post(PATH, body=BODY, cast_to=object)
+    raise SystemExit(f"unknown contender {name}")
+
+
+async def _async_per_call(name: str, url: str, calls: int, tasks: int) -> float:
+    import asyncio
+
+    if name == "verbex":
+        from verbex_client import AsyncVerbex
+
+        client = AsyncVerbex(api_key=KEY, base_url=url)
+
+        async def one() -> Any:
+            return await client.recordings.signed_url("bench-call")
+    else:
+        import httpx
+
+        # httpx's defaults: a 100-connection pool.
+        raw = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}"})
+
+        async def one() -> Any:
+            response = await raw.post(PATH, json=BODY)
+            response.raise_for_status()
+            return json.loads(response.content)
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await one()
+
+    await asyncio.gather(*(worker(3) for _ in range(tasks)))  # warm up every connection
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(calls // tasks) for _ in range(tasks)))
+    return (time.perf_counter() - started) / (calls // tasks * tasks)
+
+
+def download(name: str, url: str, target: str) -> float:
+    """Seconds from asking for the URL to a closed file (imports done first, as in a running service)."""
+    if name == "verbex":
+        from verbex_client import Verbex
+
+        with Verbex(api_key=KEY, base_url=url) as client:
+            started = time.perf_counter()
+            client.recordings.download("bench-call", target, overwrite=True)
+            return time.perf_counter() - started
+    if name == "httpx":
+        import httpx
+
+        with httpx.Client(base_url=url) as api, httpx.Client() as storage:
+            started = time.perf_counter()
+            signed = api.post(PATH, json=BODY, headers={"Authorization": f"Bearer {KEY}"}).json()[
+                "signed_url"
+            ]
+            with storage.stream("GET", signed) as response, open(target, "wb") as f:
+                for chunk in response.iter_raw():
+                    f.write(chunk)
+            return time.perf_counter() - started
+    raise SystemExit(f"unknown contender {name}")
+
+
+def profile(url: str, calls: int) -> dict[str, float]:
+    """Per-call seconds spent in each part of signed_url, from cProfile's cumulative times."""
+    import cProfile
+    import pstats
+
+    call = sync_contender("verbex", url)
+    for _ in range(50):
+        call()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        call()
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    parts = {
+        "total (Recordings.signed_url)": ("_recordings.py", "signed_url"),
+        "argument checks": ("_validation.py", "check_call_id"),
+        "generated request building": ("call_recording_request.py", "to_dict"),
+        "HTTP send + receive (httpx)": ("_client.py", "request"),
+        "retry/log bookkeeping": ("_transport.py", "after_response"),
+        "response parsing": ("_parsing.py", "signed_url_from_response"),
+        "generated model from_dict": ("call_recording_signed_url_response.py", "from_dict"),
+        "timestamp parsing": ("_parsing.py", "parse_timestamp"),
+    }
+    out = {}
+    for label, (file_end, func) in parts.items():
+        cumulative = sum(
+            value[3]
+            for (filename, _, name), value in stats.items()
+            if filename.endswith(file_end) and name == func
+        )
+        out[label] = cumulative / calls
+    # expires check lives in generated _get_kwargs; add the validation of expires too
+    out["argument checks"] += (
+        sum(
+            v[3]
+            for (f, _, n), v in stats.items()
+            if f.endswith("_validation.py") and n == "check_expires_in_minutes"
+        )
+        / calls
+    )
+    return out
+
+
+def bulk(url: str, key: str, count: int, concurrency: int, dest: str) -> float:
+    from verbex_client import Verbex
+
+    with Verbex(api_key=key, base_url=url) as client:
+        started = time.perf_counter()
+        result = client.recordings.download_many(
+            [f"bulk-{i}" for i in range(count)], dest, concurrency=concurrency, overwrite=True
+        )
+        seconds = time.perf_counter() - started
+    if not result.ok:
+        raise SystemExit(f"bulk download failed: {result.failed[0].error}")
+    return seconds
+
+
+def serve_bulk(count: int, size: int, latency: float) -> None:
+    """A sandbox in its own process (so it does not share our GIL) with `count` recordings."""
+    import os
+    import signal
+    import threading
+
+    from verbex_client.testing import Sandbox
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    payload = os.urandom(size)
+    with Sandbox() as sb:
+        for i in range(count):
+            sb.add_recording(f"bulk-{i}", payload, file_name=f"bulk-{i}.ogg")
+        sb.storage_latency = latency
+        print(sb.base_url, sb.api_key, flush=True)
+        stop.wait()
+
+
+def main(argv: list[str]) -> None:
+    kind = argv[0]
+    if kind == "call":
+        name, url, calls = argv[1], argv[2], int(argv[3])
+        tasks = int(argv[4]) if len(argv) > 4 else 0
+        if tasks:
+            import asyncio
+
+            per_call = asyncio.run(_async_per_call(name, url, calls, tasks))
+        else:
+            per_call = _timed(sync_contender(name, url), calls)
+        result: dict[str, Any] = {"per_call": per_call}
+    elif kind == "download":
+        result = {"seconds": download(argv[1], argv[2], argv[3])}
+    elif kind == "profile":
+        result = profile(argv[1], int(argv[2]))
+    elif kind == "bulk":
+        result = {"seconds": bulk(argv[1], argv[2], int(argv[3]), int(argv[4]), argv[5])}
+    elif kind == "serve":
+        serve_bulk(int(argv[1]), int(argv[2]), float(argv[3]))
+        return
+    else:
+        raise SystemExit(f"unknown measurement {kind}")
+    result["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
