@@ -415,3 +415,65 @@ def test_a_signed_url_that_is_no_http_url_is_a_download_error(mode: str, sb: San
         download(mode, sb, tmp_path)
     assert sb.storage_requests() == []
     nothing_in(tmp_path)
+
+
+def test_zero_copy_path_is_used_only_without_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from verbex_client._storage_io import can_use_stdlib
+
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert can_use_stdlib("https://storage.googleapis.com/b/o?x=1")
+    assert not can_use_stdlib("ftp://storage.googleapis.com/b/o")
+    monkeypatch.setenv("https_proxy", "http://proxy.internal:3128")
+    assert not can_use_stdlib("https://storage.googleapis.com/b/o")
+    assert can_use_stdlib("http://storage.googleapis.com/b/o")  # no proxy for plain http
+    monkeypatch.setenv("no_proxy", "storage.googleapis.com")
+    assert can_use_stdlib("https://storage.googleapis.com/b/o")
+
+
+def test_with_a_proxy_configured_downloads_go_through_httpx(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verbex_client import _storage_io
+
+    # The sandbox answers absolute-form proxy requests too, so it can stand in for the proxy.
+    monkeypatch.setenv("http_proxy", sb.base_url)
+    monkeypatch.setenv("no_proxy", "")
+    opened: list[str] = []
+    original = _storage_io.ConnectionPool.open
+    monkeypatch.setattr(
+        _storage_io.ConnectionPool,
+        "open",
+        lambda self, url, headers: opened.append(url) or original(self, url, headers),
+    )
+    result = download("sync", sb, tmp_path)
+    assert result.md5 == MD5 and opened == []  # the stdlib path was never used
+    assert (tmp_path / NAME).read_bytes() == DATA
+
+
+def test_without_a_proxy_downloads_use_the_zero_copy_path(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verbex_client import _storage_io
+
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    opened: list[str] = []
+    original = _storage_io.ConnectionPool.open
+    monkeypatch.setattr(
+        _storage_io.ConnectionPool,
+        "open",
+        lambda self, url, headers: opened.append(url) or original(self, url, headers),
+    )
+    sb.cut_next_download(300_000)  # resume through the same path
+    result = download("sync", sb, tmp_path)
+    assert result.md5 == MD5 and len(opened) == 2 and result.resumed

@@ -6,9 +6,11 @@ the sync and async loops below differ only in `await`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Self
@@ -16,9 +18,10 @@ from typing import TYPE_CHECKING, BinaryIO, Self
 import httpx
 
 from ._exceptions import DownloadError, IntegrityError
-from ._fetch import ObjectFetch, RestartPolicy, Step
+from ._fetch import Buffer, ObjectFetch, RestartPolicy, Step
 from ._models import DownloadResult, SignedRecordingUrl
 from ._paths import part_path, resolve_target
+from ._storage_io import TRANSPORT_ERRORS, Opener, StorageReply, can_use_stdlib, httpx_opener
 from ._validation import check_call_id, check_expires_in_minutes
 
 if TYPE_CHECKING:
@@ -60,7 +63,9 @@ def preflight(dest: Path, overwrite: bool) -> None:
         raise FileNotFoundError(f"directory {dest.parent} does not exist")
 
 
-def new_fetch(client: Verbex | AsyncVerbex, call_id: str, restart: RestartPolicy) -> ObjectFetch:
+def new_fetch(
+    client: Verbex | AsyncVerbex, call_id: str, restart: RestartPolicy, *, threaded_hash: bool = False
+) -> ObjectFetch:
     hooks = client._transport.hooks
     return ObjectFetch(
         call_id=call_id,
@@ -68,6 +73,7 @@ def new_fetch(client: Verbex | AsyncVerbex, call_id: str, restart: RestartPolicy
         restart=restart,
         jitter=hooks.jitter,
         wall_clock=hooks.wall_clock,
+        threaded_hash=threaded_hash,
     )
 
 
@@ -77,6 +83,8 @@ class PartFile:
     def __init__(self, target: Path, fetch: ObjectFetch) -> None:
         self.target, self.path, self.fetch = target, part_path(target), fetch
         self.file: BinaryIO | None = None
+        self._unsynced = 0
+        self._flusher: _Flusher | None = None
 
     def open(self) -> None:
         """Open for appending; bytes already there are hashed and resumed from."""
@@ -89,18 +97,26 @@ class PartFile:
         self.fetch.offset = size
         self.fetch.resumed = size > 0
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: Buffer) -> None:
         assert self.file is not None
         if self.fetch.restarted:  # storage ignored our Range: start the file again
             self.file.seek(0)
             self.file.truncate()
             self.fetch.restarted = False
         self.file.write(chunk)
+        self._unsynced += len(chunk)
+        if self._unsynced >= FLUSH_EVERY:
+            # Write back in the background as we go, so the final fsync is short.
+            self._unsynced = 0
+            if self._flusher is None:
+                self._flusher = _Flusher(self.file.fileno())
+            self._flusher.poke()
 
     def finish(self, overwrite: bool) -> None:
         """fsync, then atomically give the file its real name."""
         assert self.file is not None
         self.file.flush()
+        self._stop_flusher()
         os.fsync(self.file.fileno())
         self.close()
         if overwrite:
@@ -122,7 +138,13 @@ class PartFile:
                 os.unlink(self.path)
         _fsync_dir(self.target.parent)
 
+    def _stop_flusher(self) -> None:
+        if self._flusher is not None:
+            self._flusher.stop()
+            self._flusher = None
+
     def close(self) -> None:
+        self._stop_flusher()
         if self.file is not None:
             self.file.close()
             self.file = None
@@ -132,6 +154,37 @@ class PartFile:
         self.close()
         if isinstance(error, IntegrityError) or (self.path.exists() and self.path.stat().st_size == 0):
             self.path.unlink(missing_ok=True)
+
+
+FLUSH_EVERY = 32 << 20
+
+
+class _Flusher:
+    """A thread that fdatasyncs a file when poked (the kernel writes back while we download)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._wake = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="verbex-flush", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._done:
+                return
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._fd)
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._done = True
+        self._wake.set()
+        self._thread.join()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -155,20 +208,36 @@ def _report(progress: Progress | None, fetch: ObjectFetch) -> None:
 # -- sync ------------------------------------------------------------------------------------
 
 
+def storage_opener(client: Verbex, *, zero_copy: bool) -> Opener:
+    """How storage requests are sent: httpx, or the stdlib zero-copy path where it is equivalent."""
+    via_httpx = httpx_opener(client._transport.storage_http())
+    if not zero_copy:
+        return via_httpx
+    pool = client._transport.stdlib_pool()
+
+    def open_reply(url: str, headers: dict[str, str]) -> AbstractContextManager[StorageReply]:
+        return pool.open(url, headers) if can_use_stdlib(url) else via_httpx(url, headers)
+
+    return open_reply
+
+
 def iter_object(
     client: Verbex,
     fetch: ObjectFetch,
     signed: SignedRecordingUrl,
     expires_in_minutes: int,
     cancel: threading.Event | None = None,
-) -> Iterator[bytes]:
+    *,
+    zero_copy: bool = False,
+) -> Iterator[Buffer]:
     """Yield the object's bytes from `fetch.offset` to the end, resuming and re-signing as needed.
 
     Chunks are yielded as they arrive (httpx's own re-chunking would lose
     buffered bytes when a connection drops); streams re-chunk afterwards.
+    With `zero_copy`, chunks may be bytearrays or memoryviews.
     """
     hooks = client._transport.hooks
-    http = client._transport.storage_http()
+    open_reply = storage_opener(client, zero_copy=zero_copy)
     step = Step()
     while True:
         if step.delay:
@@ -177,22 +246,22 @@ def iter_object(
             signed = client.recordings.signed_url(fetch.call_id, expires_in_minutes=expires_in_minutes)
         check_storage_url(signed, fetch.call_id)
         try:
-            with http.stream("GET", signed.url, headers=fetch.start_request()) as response:
-                if response.status_code >= 300:
-                    step = fetch.error_reply(response.status_code, response.headers, response.read())
+            with open_reply(signed.url, fetch.start_request()) as reply:
+                if reply.status_code >= 300:
+                    step = fetch.error_reply(reply.status_code, reply.headers, reply.read())
                     if fetch.complete:
                         break
                     continue
-                fetch.accept(response.status_code, response.headers, response.headers.get_list("x-goog-hash"))
+                fetch.accept(reply.status_code, reply.headers, reply.goog_hash)
                 yield b""  # headers accepted: `total` is known (streams wait for this on entry)
-                for raw in response.iter_raw():
+                for raw in reply.chunks():
                     if cancel is not None and cancel.is_set():
                         raise Cancelled
                     chunk = fetch.feed(raw)
-                    if chunk:
+                    if len(chunk):
                         yield chunk
-        except httpx.TransportError as error:
-            step = fetch.transport_error(error)
+        except TRANSPORT_ERRORS as error:
+            step = fetch.transport_error(error)  # type: ignore[arg-type]
             continue
         next_step = fetch.body_ended()
         if next_step is None:
@@ -217,18 +286,20 @@ def download(
     target = resolve_target(dest_path, signed.file_name, call_id)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
-    fetch = new_fetch(client, call_id, "truncate")
+    fetch = new_fetch(client, call_id, "truncate", threaded_hash=True)
     part = PartFile(target, fetch)
     try:
         part.open()
         _report(progress, fetch)
-        for chunk in iter_object(client, fetch, signed, minutes, cancel):
+        for chunk in iter_object(client, fetch, signed, minutes, cancel, zero_copy=True):
             part.write(chunk)
             _report(progress, fetch)
         part.finish(overwrite)
     except BaseException as error:
         part.abandon(error)
         raise
+    finally:
+        fetch.close()  # stops the hashing thread on every path
     return DownloadResult(call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts)
 
 
@@ -240,7 +311,7 @@ class RecordingStream:
         self._minutes, self._chunk_size = expires_in_minutes, chunk_size
         self._fetch = new_fetch(client, call_id, "skip")
         self._signed: SignedRecordingUrl | None = None
-        self._iterator: Iterator[bytes] | None = None
+        self._iterator: Iterator[Buffer] | None = None
 
     @property
     def file_name(self) -> str:
@@ -273,7 +344,7 @@ class RecordingStream:
         return _rechunk(self._iterator, self._chunk_size)
 
 
-def _rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+def _rechunk(chunks: Iterator[Buffer], size: int) -> Iterator[bytes]:
     """Chunks of exactly `size` bytes (the last may be shorter), none empty."""
     buffer = bytearray()
     for chunk in chunks:
@@ -316,7 +387,7 @@ async def aiter_object(
                 async for raw in response.aiter_raw():
                     chunk = fetch.feed(raw)
                     if chunk:
-                        yield chunk
+                        yield bytes(chunk)  # already bytes here: no copy
         except httpx.TransportError as error:
             step = fetch.transport_error(error)
             continue

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import queue
 import re
+import threading
+import typing
 from collections.abc import Callable, Mapping
 from typing import Literal
 
@@ -79,6 +82,74 @@ def is_expired_reply(status: int, code: str | None, message: str | None) -> bool
     return status == 403 and "expired" in (message or "").lower()
 
 
+Buffer = bytes | bytearray | memoryview
+HASH_QUEUE_DEPTH = 16  # chunks waiting for the hashing thread (see _storage_io.RING_SIZE)
+_STOP = object()
+_RESET = object()
+
+
+class Digests:
+    """md5 (and crc32c when google-crc32c is installed) of a byte sequence.
+
+    With `threaded=True` the hashing runs on its own thread (hashlib releases
+    the GIL), so a download's md5 costs no time on the receiving thread.
+    Chunks handed over must not be modified afterwards.
+    """
+
+    def __init__(self, *, threaded: bool) -> None:
+        self._crc_fn = _crc32c_hasher()
+        self._md5 = hashlib.md5()
+        self._crc = 0
+        self._queue: queue.Queue[object] | None = None
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._queue = queue.Queue(maxsize=HASH_QUEUE_DEPTH)
+            self._thread = threading.Thread(target=self._run, name="verbex-hash", daemon=True)
+            self._thread.start()
+
+    def _apply(self, item: object) -> None:
+        if item is _RESET:
+            self._md5, self._crc = hashlib.md5(), 0
+            return
+        data = typing.cast(Buffer, item)
+        self._md5.update(data)
+        if self._crc_fn is not None:
+            # google-crc32c takes only `bytes`
+            self._crc = self._crc_fn(data if isinstance(data, bytes) else bytes(data), self._crc)
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (item := self._queue.get()) is not _STOP:
+            self._apply(item)
+
+    def update(self, data: Buffer) -> None:
+        if self._queue is not None:
+            self._queue.put(data)
+        else:
+            self._apply(data)
+
+    def reset(self) -> None:
+        if self._queue is not None:
+            self._queue.put(_RESET)
+        else:
+            self._apply(_RESET)
+
+    def close(self) -> None:
+        """Finish pending work and stop the thread (idempotent)."""
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def md5(self) -> bytes:
+        self.close()
+        return self._md5.digest()
+
+    def crc32c(self) -> bytes | None:
+        self.close()
+        return self._crc.to_bytes(4, "big") if self._crc_fn is not None else None
+
+
 @attrs.define
 class Step:
     """What the loop should do before the next storage request."""
@@ -99,6 +170,7 @@ class ObjectFetch:
         restart: RestartPolicy = "truncate",
         jitter: Callable[[], float],
         wall_clock: Callable[[], float],
+        threaded_hash: bool = False,
     ) -> None:
         self.call_id = call_id
         self.max_retries = max_retries
@@ -115,25 +187,23 @@ class ObjectFetch:
         self.restarted = False  # set when a 200 forced a restart from zero (truncate policy)
         self._skip = 0  # bytes of a full-body reply to drop before yielding (skip policy)
         self._progress_mark = offset
-        self._md5 = hashlib.md5()
-        self._crc_fn = _crc32c_hasher()
-        self._crc = 0
+        self.digests = Digests(threaded=threaded_hash)
 
     # -- hashing ----------------------------------------------------------------------------
 
     def hash_existing(self, data: bytes) -> None:
         """Account for bytes already on disk before the first request (resume from a .part)."""
-        self._md5.update(data)
-        if self._crc_fn is not None:
-            self._crc = self._crc_fn(data, self._crc)
+        self.digests.update(data)
 
     def _reset_hashes(self) -> None:
-        self._md5 = hashlib.md5()
-        self._crc = 0
+        self.digests.reset()
 
     @property
     def md5_hex(self) -> str:
-        return self._md5.hexdigest()
+        return self.digests.md5().hex()
+
+    def close(self) -> None:
+        self.digests.close()
 
     # -- requests and replies ---------------------------------------------------------------
 
@@ -184,17 +254,15 @@ class ObjectFetch:
             else:
                 self._skip = self.offset  # already yielded: drop them again from this body
 
-    def feed(self, chunk: bytes) -> bytes:
+    def feed(self, chunk: Buffer) -> Buffer:
         """Account for body bytes; returns the part that is new to the consumer."""
         if self._skip:
             drop = min(self._skip, len(chunk))
             self._skip -= drop
             chunk = chunk[drop:]
-            if not chunk:
+            if not len(chunk):
                 return b""
-        self._md5.update(chunk)
-        if self._crc_fn is not None:
-            self._crc = self._crc_fn(chunk, self._crc)
+        self.digests.update(chunk)
         self.offset += len(chunk)
         if self.total is not None and self.offset > self.total:
             raise IntegrityError(
@@ -283,12 +351,13 @@ class ObjectFetch:
                 call_id=self.call_id,
             )
         md5 = self.expected.get("md5")
-        if md5 is not None and md5 != self._md5.digest():
+        if md5 is not None and md5 != self.digests.md5():
             raise IntegrityError(
                 f"md5 mismatch for the recording of call {self.call_id!r}", call_id=self.call_id
             )
         crc = self.expected.get("crc32c")
-        if crc is not None and self._crc_fn is not None and crc != self._crc.to_bytes(4, "big"):
+        actual_crc = self.digests.crc32c()
+        if crc is not None and actual_crc is not None and crc != actual_crc:
             raise IntegrityError(
                 f"crc32c mismatch for the recording of call {self.call_id!r}", call_id=self.call_id
             )

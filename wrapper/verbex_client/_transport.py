@@ -19,6 +19,7 @@ from . import _exceptions as exc
 from ._config import ClientOptions
 from ._logging import logger
 from ._retries import backoff_delay, is_retryable_status, parse_retry_after
+from ._storage_io import ConnectionPool
 
 
 def connection_error(error: httpx.TransportError) -> exc.APIConnectionError:
@@ -178,11 +179,21 @@ class SyncTransport(_BaseTransport):
         client: httpx.Client = self.storage_pool["sync"]
         return client
 
+    def stdlib_pool(self) -> ConnectionPool:
+        """Keep-alive connections for the zero-copy download path (see _storage_io)."""
+        if "stdlib" not in self.storage_pool:
+            read = self.options.timeout.read
+            self.storage_pool["stdlib"] = ConnectionPool(timeout=read)
+        pool: ConnectionPool = self.storage_pool["stdlib"]
+        return pool
+
     def close(self) -> None:
         if self.owns_http:
             self.http.close()
-        if self.owns_storage and "sync" in self.storage_pool:
-            self.storage_pool.pop("sync").close()
+        if self.owns_storage:
+            for key in ("sync", "stdlib"):
+                if key in self.storage_pool:
+                    self.storage_pool.pop(key).close()
 
     def request(self, method: str, path: str, body: Any) -> httpx.Response:
         """Send with retries; returns the final response (any status) or raises APIConnectionError."""

@@ -6,6 +6,7 @@ import contextlib
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +41,12 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.connections_lock = threading.Lock()
         self.peak_connections = 0
         super().__init__(address, SandboxHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-reply is normal here (faults, cancelled downloads).
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         with self.connections_lock:
