@@ -63,6 +63,14 @@ def preflight(dest: Path, overwrite: bool) -> None:
         raise FileNotFoundError(f"directory {dest.parent} does not exist")
 
 
+def target_for(dest: Path, signed: SignedRecordingUrl, overwrite: bool) -> Path:
+    """The file to write, checked before any byte is fetched."""
+    target = resolve_target(dest, signed.file_name, signed.call_id)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
+    return target
+
+
 def new_fetch(
     client: Verbex | AsyncVerbex, call_id: str, restart: RestartPolicy, *, threaded_hash: bool = False
 ) -> ObjectFetch:
@@ -283,9 +291,7 @@ def download(
     call_id, minutes, dest_path = check_download_args(call_id, expires_in_minutes, dest, progress)
     preflight(dest_path, overwrite)
     signed = client.recordings.signed_url(call_id, expires_in_minutes=minutes)
-    target = resolve_target(dest_path, signed.file_name, call_id)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
+    target = target_for(dest_path, signed, overwrite)
     fetch = new_fetch(client, call_id, "truncate", threaded_hash=True)
     part = PartFile(target, fetch)
     try:
@@ -303,19 +309,21 @@ def download(
     return DownloadResult(call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts)
 
 
-class RecordingStream:
-    """What `recordings.stream()` yields: `file_name`, `total`, and iteration over byte chunks."""
+class _StreamState:
+    """What both stream twins expose: `file_name`, `total` and `bytes_read`."""
 
-    def __init__(self, client: Verbex, call_id: str, expires_in_minutes: int, chunk_size: int) -> None:
-        self._client, self.call_id = client, call_id
+    def __init__(
+        self, client: Verbex | AsyncVerbex, call_id: str, expires_in_minutes: int, chunk_size: int
+    ) -> None:
+        self.call_id = call_id
         self._minutes, self._chunk_size = expires_in_minutes, chunk_size
         self._fetch = new_fetch(client, call_id, "skip")
         self._signed: SignedRecordingUrl | None = None
-        self._iterator: Iterator[Buffer] | None = None
 
     @property
     def file_name(self) -> str:
-        assert self._signed is not None
+        if self._signed is None:
+            raise RuntimeError("enter the stream (`with` / `async with`) first")
         return self._signed.file_name
 
     @property
@@ -325,6 +333,15 @@ class RecordingStream:
     @property
     def bytes_read(self) -> int:
         return self._fetch.offset
+
+
+class RecordingStream(_StreamState):
+    """What `recordings.stream()` yields: `file_name`, `total`, and iteration over byte chunks."""
+
+    def __init__(self, client: Verbex, call_id: str, expires_in_minutes: int, chunk_size: int) -> None:
+        super().__init__(client, call_id, expires_in_minutes, chunk_size)
+        self._client = client
+        self._iterator: Iterator[Buffer] | None = None
 
     def __enter__(self) -> Self:
         self._signed = self._client.recordings.signed_url(self.call_id, expires_in_minutes=self._minutes)
@@ -410,9 +427,7 @@ async def adownload(
     call_id, minutes, dest_path = check_download_args(call_id, expires_in_minutes, dest, progress)
     preflight(dest_path, overwrite)
     signed = await client.recordings.signed_url(call_id, expires_in_minutes=minutes)
-    target = resolve_target(dest_path, signed.file_name, call_id)
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
+    target = target_for(dest_path, signed, overwrite)
     fetch = new_fetch(client, call_id, "truncate")
     part = PartFile(target, fetch)
     try:
@@ -428,28 +443,13 @@ async def adownload(
     return DownloadResult(call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts)
 
 
-class AsyncRecordingStream:
+class AsyncRecordingStream(_StreamState):
     """Async twin of RecordingStream: `async with` and `async for`."""
 
     def __init__(self, client: AsyncVerbex, call_id: str, expires_in_minutes: int, chunk_size: int) -> None:
-        self._client, self.call_id = client, call_id
-        self._minutes, self._chunk_size = expires_in_minutes, chunk_size
-        self._fetch = new_fetch(client, call_id, "skip")
-        self._signed: SignedRecordingUrl | None = None
+        super().__init__(client, call_id, expires_in_minutes, chunk_size)
+        self._client = client
         self._iterator: AsyncIterator[bytes] | None = None
-
-    @property
-    def file_name(self) -> str:
-        assert self._signed is not None
-        return self._signed.file_name
-
-    @property
-    def total(self) -> int | None:
-        return self._fetch.total
-
-    @property
-    def bytes_read(self) -> int:
-        return self._fetch.offset
 
     async def __aenter__(self) -> Self:
         self._signed = await self._client.recordings.signed_url(
