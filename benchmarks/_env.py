@@ -65,7 +65,7 @@ def venv(path: Path, packages: list[str]) -> Path:
 
 def clean_venv(work: Path) -> Path:
     """Our wheel and nothing else (the dev venv's extra packages inflate `import httpx`)."""
-    python = venv(work / "venv-ours", [str(ROOT), "google-crc32c"])
+    python = venv(work / "venv-ours", [str(ROOT)])
     # Always the current tree: reinstall just our package, without dependencies.
     subprocess.run(
         [
@@ -93,12 +93,14 @@ class Dataset:
     size: int
     port: int
     path: Path
-    md5_b64: str = ""
+    goog_hash: str = ""
 
 
 def make_object(path: Path, size: int) -> str:
-    """Random bytes of `size`; returns their md5 (base64), computed while writing."""
-    md5 = hashlib.md5()
+    """Random bytes of `size`; returns their `x-goog-hash` (crc32c and md5, as GCS sends)."""
+    import google_crc32c
+
+    md5, crc = hashlib.md5(), 0
     block = os.urandom(1 << 20)
     with open(path, "wb") as f:
         left = size
@@ -106,8 +108,10 @@ def make_object(path: Path, size: int) -> str:
             piece = block[: min(left, len(block))]
             f.write(piece)
             md5.update(piece)
+            crc = google_crc32c.extend(crc, piece)
             left -= len(piece)
-    return base64.b64encode(md5.digest()).decode()
+    crc32c = base64.b64encode(crc.to_bytes(4, "big")).decode()
+    return f"crc32c={crc32c},md5={base64.b64encode(md5.digest()).decode()}"
 
 
 class Nginx:
@@ -138,7 +142,7 @@ class Nginx:
     }}
     location /bucket/ {{
       alias {d.path.parent}/;
-      add_header x-goog-hash "md5={d.md5_b64}";
+      add_header x-goog-hash "{d.goog_hash}";
     }}
   }}"""
             )

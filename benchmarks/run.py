@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             Dataset(f"{size >> 20} MiB", size, free_port(), data_dir / f"object-{size >> 20}MiB.ogg")
         )
     for d in datasets:
-        d.md5_b64 = make_object(d.path, d.size)
+        d.goog_hash = make_object(d.path, d.size)
 
     lines: list[str] = []
     summary: list[tuple[str, str, str, str, str, str]] = []

@@ -2,7 +2,7 @@
 
 Each row scripts one fault into a fresh sandbox, downloads a recording
 through the public API, and checks the outcome: a byte-identical,
-md5-verified file or the documented exception; never a partial target; the
+checksum-verified file or the documented exception; never a partial target; the
 API key and URL signatures absent from every log record and exception text.
 """
 
@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+import google_crc32c
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -154,7 +156,7 @@ def run_case(case: Case, *, fake_sleep: bool = True) -> Row:
                 if (
                     leftovers != [case.landed_as]
                     or target.read_bytes() != DATA
-                    or result.md5 != hashlib.md5(DATA).hexdigest()
+                    or result.crc32c != google_crc32c.value(DATA).to_bytes(4, "big").hex()
                 ):
                     problems.append(f"files {leftovers}, not a verified {case.landed_as}")
             elif any(not name.endswith(".part") for name in leftovers):

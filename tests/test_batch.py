@@ -9,8 +9,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import pytest
-from test_downloads import with_client
+from test_downloads import FsyncCounter, with_client
 
 import verbex_client as vc
 from conftest import SleepRecorder
@@ -46,9 +47,22 @@ def test_all_downloaded_in_input_order_with_a_manifest(mode: str, sb: Sandbox, t
     entries = {e["call_id"]: e for e in manifest(tmp_path / "out")}
     assert set(entries) == set(ids)
     e = entries["call-1"]
-    assert e["file"] == "call-1.ogg" and e["bytes"] == len(RECORDINGS["call-1"]) and len(e["md5"]) == 32
+    assert e["file"] == "call-1.ogg" and e["bytes"] == len(RECORDINGS["call-1"])
+    assert e["crc32c"] == google_crc32c.value(RECORDINGS["call-1"]).to_bytes(4, "big").hex()
+    assert e["md5"] is None  # storage gave a crc32c: md5 was not needed
     assert e["finished_at"].endswith("Z")
     result.raise_for_failures()  # nothing to raise
+
+
+def test_fsync_false_applies_to_files_and_manifest(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = FsyncCounter(monkeypatch)
+    result = many(mode, sb, list(RECORDINGS), tmp_path, concurrency=2, fsync=False)
+    assert result.ok and len(manifest(tmp_path)) == len(RECORDINGS)
+    assert counter.calls == 0
+    many(mode, sb, ["call-1"], tmp_path / "durable")
+    assert counter.calls >= 3  # file, directory, manifest line
 
 
 def test_concurrency_is_bounded(mode: str, sb: Sandbox, tmp_path: Path) -> None:
@@ -118,6 +132,8 @@ def test_existing_unlisted_files_fail_without_overwrite(mode: str, sb: Sandbox, 
         ((["ok"],), {"concurrency": 0}, ValueError),
         ((["ok"],), {"concurrency": 2.0}, TypeError),
         ((["ok"],), {"progress": 3}, TypeError),
+        ((["ok"],), {"fsync": None}, TypeError),
+        ((["ok"],), {"overwrite": "yes"}, TypeError),
     ],
 )
 def test_bad_arguments_send_nothing(

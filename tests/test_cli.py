@@ -212,6 +212,24 @@ def test_missing_api_key_is_a_usage_error_naming_the_variable() -> None:
     assert out.returncode == 2 and "VERBEX_API_KEY" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize(("flag", "fsynced"), [([], True), (["--no-fsync"], False)])
+def test_no_fsync_reaches_the_download(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], fsynced: bool
+) -> None:
+    from test_downloads import FsyncCounter
+
+    from verbex_client.__main__ import main
+
+    counter = FsyncCounter(monkeypatch)
+    for name, value in env_for(sb).items():
+        monkeypatch.setenv(name, value)
+    ids = ["demo-call-001", "demo-call-002"]
+    assert main(["recordings", "download", *ids, "-o", str(tmp_path), "--quiet", *flag]) == 0
+    assert main(["recordings", "download", "demo-call-003", "-o", str(tmp_path / "one.wav"), *flag]) == 0
+    assert (tmp_path / "one.wav").read_bytes() == demo_recording("demo-call-003")[0]
+    assert (counter.calls > 0) == fsynced
+
+
 def test_help_explains_every_option_with_examples() -> None:
     top = verbex(None, "--help")
     assert top.returncode == 0
@@ -226,7 +244,16 @@ def test_help_explains_every_option_with_examples() -> None:
     ):
         assert option in top.stdout
     download = verbex(None, "recordings", "download", "--help")
-    for option in ("--ids-file", "-o", "--concurrency", "--overwrite", "--quiet", "--json", "examples:"):
+    for option in (
+        "--ids-file",
+        "-o",
+        "--concurrency",
+        "--overwrite",
+        "--no-fsync",
+        "--quiet",
+        "--json",
+        "examples:",
+    ):
         assert option in download.stdout
     assert verbex(None, "--version").stdout.startswith("verbex-client ")
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import pytest
 
 import verbex_client as vc
@@ -18,6 +19,7 @@ from verbex_client.testing import Sandbox
 
 DATA = os.urandom(1_000_000)  # the same bytes for every test in a run
 MD5 = hashlib.md5(DATA).hexdigest()
+CRC = google_crc32c.value(DATA).to_bytes(4, "big").hex()
 NAME = "webcall_c1_agent_x.ogg"
 
 
@@ -72,7 +74,7 @@ def test_download_into_a_directory_is_verified_and_named_by_the_server(
     result = download(mode, sb, tmp_path, progress=lambda done, total: seen.append((done, total)))
     target = only_target(tmp_path)
     assert target.read_bytes() == DATA
-    assert result == vc.DownloadResult("c1", target, len(DATA), MD5, False, 1)
+    assert result == vc.DownloadResult("c1", target, len(DATA), None, False, 1, CRC)
     assert seen[-1] == (len(DATA), len(DATA)) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     storage = sb.storage_requests()
     assert len(storage) == 1 and "Authorization" not in storage[0].headers  # the key never goes to storage
@@ -110,6 +112,8 @@ def test_overwrite_replaces(mode: str, sb: Sandbox, tmp_path: Path) -> None:
         ({"call_id": 5}, TypeError),
         ({"expires_in_minutes": 0}, ValueError),
         ({"progress": "yes"}, TypeError),
+        ({"fsync": "no"}, TypeError),  # truthy: would have meant the opposite
+        ({"overwrite": 1}, TypeError),
     ],
 )
 def test_bad_arguments_send_nothing(
@@ -118,6 +122,47 @@ def test_bad_arguments_send_nothing(
     with pytest.raises(error):
         download(mode, sb, tmp_path, **kwargs)
     assert sb.requests == []
+
+
+class FsyncCounter:
+    """Counts fsync/fdatasync calls (still performing them) from every thread."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+        def fsync(fd: int) -> None:
+            self.calls += 1
+            real_fsync(fd)
+
+        def fdatasync(fd: int) -> None:
+            self.calls += 1
+            real_fdatasync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+
+
+def test_downloads_are_fsynced_by_default(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = FsyncCounter(monkeypatch)
+    download(mode, sb, tmp_path)
+    assert counter.calls >= 2  # the file, then its directory after the rename
+    assert only_target(tmp_path).read_bytes() == DATA
+
+
+def test_fsync_false_skips_the_flush_but_keeps_the_atomic_rename(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = FsyncCounter(monkeypatch)
+    sb.cut_next_download(400_000)
+    with pytest.raises(vc.DownloadError):
+        download(mode, sb, tmp_path, client_options={"max_retries": 0}, fsync=False)
+    assert not (tmp_path / NAME).exists() and (tmp_path / (NAME + ".part")).stat().st_size == 400_000
+    result = download(mode, sb, tmp_path, fsync=False)
+    assert result.resumed and only_target(tmp_path).read_bytes() == DATA
+    assert counter.calls == 0
 
 
 @pytest.mark.parametrize(
@@ -152,11 +197,13 @@ def test_an_existing_part_file_is_resumed_with_a_range(mode: str, sb: Sandbox, t
     (tmp_path / (NAME + ".part")).write_bytes(DATA[:300_000])
     result = download(mode, sb, tmp_path)
     assert only_target(tmp_path).read_bytes() == DATA
-    assert result.resumed and result.md5 == MD5 and result.attempts == 1
+    assert result.resumed and result.crc32c == CRC and result.attempts == 1
     assert sb.storage_requests()[0].headers["Range"] == "bytes=300000-"
 
 
-def test_a_wrong_part_file_is_caught_by_md5_and_removed(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+def test_a_wrong_part_file_is_caught_by_the_checksum_and_removed(
+    mode: str, sb: Sandbox, tmp_path: Path
+) -> None:
     (tmp_path / (NAME + ".part")).write_bytes(b"\0" * 300_000)
     with pytest.raises(vc.IntegrityError):
         download(mode, sb, tmp_path)
@@ -167,7 +214,7 @@ def test_a_reply_ignoring_the_range_restarts_from_zero(mode: str, sb: Sandbox, t
     (tmp_path / (NAME + ".part")).write_bytes(b"\0" * 300_000)  # wrong bytes: a clean restart discards them
     sb.ignore_range_next()
     result = download(mode, sb, tmp_path)
-    assert only_target(tmp_path).read_bytes() == DATA and result.md5 == MD5
+    assert only_target(tmp_path).read_bytes() == DATA and result.crc32c == CRC
 
 
 def test_a_206_with_the_wrong_start_is_rejected(mode: str, sb: Sandbox, tmp_path: Path) -> None:
@@ -186,7 +233,7 @@ def test_cut_connections_resume_from_the_bytes_on_disk(
     sb.cut_next_download(cut)
     result = download(mode, sb, tmp_path)
     assert only_target(tmp_path).read_bytes() == DATA
-    assert result.resumed and result.attempts == 2 and result.md5 == MD5
+    assert result.resumed and result.attempts == 2 and result.crc32c == CRC
     assert sb.storage_requests()[1].headers["Range"] == f"bytes={cut}-"
 
 
@@ -212,7 +259,7 @@ def test_progress_resets_the_failure_budget(mode: str, sb: Sandbox, tmp_path: Pa
 def test_url_expired_before_the_first_byte_is_re_signed(mode: str, sb: Sandbox, tmp_path: Path) -> None:
     sb.expire_urls(after_seconds=0, count=1)
     result = download(mode, sb, tmp_path)
-    assert only_target(tmp_path).read_bytes() == DATA and result.md5 == MD5
+    assert only_target(tmp_path).read_bytes() == DATA and result.crc32c == CRC
     assert len(sb.api_requests()) == 2
 
 
@@ -252,11 +299,56 @@ def test_expiring_forever_gives_up(mode: str, sb: Sandbox, tmp_path: Path) -> No
 # -- integrity and storage errors -------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("hashes", "caught_by"),
+    [(("crc32c", "md5"), "crc32c"), (("crc32c",), "crc32c"), (("md5",), "md5")],
+)
 def test_a_corrupted_byte_is_an_integrity_error_with_no_file_left(
-    mode: str, sb: Sandbox, tmp_path: Path
+    mode: str, sb: Sandbox, tmp_path: Path, hashes: tuple[str, ...], caught_by: str
 ) -> None:
+    sb.storage_hashes = hashes
     sb.corrupt_next_download(at=123_456)
+    with pytest.raises(vc.IntegrityError, match=caught_by):
+        download(mode, sb, tmp_path)
+    nothing_in(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("hashes", "md5", "crc"),
+    [(("crc32c", "md5"), None, CRC), (("crc32c",), None, CRC), (("md5",), MD5, CRC), ((), MD5, CRC)],
+)
+def test_md5_is_computed_only_when_storage_gives_no_crc32c(
+    mode: str, sb: Sandbox, tmp_path: Path, hashes: tuple[str, ...], md5: str | None, crc: str
+) -> None:
+    """crc32c (C) runs ~10x faster than md5, so md5 is skipped whenever crc32c can verify."""
+    sb.storage_hashes = hashes
+    result = download(mode, sb, tmp_path)
+    assert (result.md5, result.crc32c) == (md5, crc)
+    assert only_target(tmp_path).read_bytes() == DATA
+
+
+def test_without_the_crc32c_c_extension_md5_verifies(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(google_crc32c, "implementation", "python")  # its fallback: far too slow to use
+    sb.corrupt_next_download(at=10)
     with pytest.raises(vc.IntegrityError, match="md5"):
+        download(mode, sb, tmp_path)
+    result = download(mode, sb, tmp_path)
+    assert (result.md5, result.crc32c) == (MD5, None)
+
+
+def test_hashes_from_a_resumed_reply_add_to_the_first(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later reply naming only md5 must not leave the md5-less (crc32c-only) hashing unverified."""
+    from verbex_client import _fetch
+
+    replies = iter([{"crc32c": bytes.fromhex(CRC)}, {"md5": bytes.fromhex(MD5)}])
+    monkeypatch.setattr(_fetch, "parse_goog_hash", lambda values: next(replies))
+    sb.cut_next_download(500_000)
+    sb.corrupt_next_download(at=600_000)  # inside the resumed reply
+    with pytest.raises(vc.IntegrityError, match="crc32c"):
         download(mode, sb, tmp_path)
     nothing_in(tmp_path)
 
@@ -274,7 +366,7 @@ def test_crc32c_is_checked_too(
 
 def test_too_long_content_length_is_resumed(mode: str, sb: Sandbox, tmp_path: Path) -> None:
     sb.wrong_length_next_download(delta=100)
-    assert download(mode, sb, tmp_path).md5 == MD5
+    assert download(mode, sb, tmp_path).crc32c == CRC
 
 
 def test_too_short_content_length_is_an_integrity_error(mode: str, sb: Sandbox, tmp_path: Path) -> None:
@@ -322,7 +414,7 @@ def test_real_no_such_key_from_the_sandbox(mode: str, sb: Sandbox, tmp_path: Pat
 def test_storage_5xx_is_retried(mode: str, sb: Sandbox, tmp_path: Path) -> None:
     sb.fail_next(2, status=503, target="storage", body=b"<Error><Code>ServiceUnavailable</Code></Error>")
     sleeps = SleepRecorder()
-    assert download(mode, sb, tmp_path, sleeps=sleeps).md5 == MD5
+    assert download(mode, sb, tmp_path, sleeps=sleeps).crc32c == CRC
     assert sleeps.delays == [0.5, 1.0]
 
 
@@ -456,7 +548,7 @@ def test_with_a_proxy_configured_downloads_go_through_httpx(
         lambda self, url, headers: opened.append(url) or original(self, url, headers),
     )
     result = download("sync", sb, tmp_path)
-    assert result.md5 == MD5 and opened == []  # the stdlib path was never used
+    assert result.crc32c == CRC and opened == []  # the stdlib path was never used
     assert (tmp_path / NAME).read_bytes() == DATA
 
 
@@ -476,4 +568,4 @@ def test_without_a_proxy_downloads_use_the_zero_copy_path(
     )
     sb.cut_next_download(300_000)  # resume through the same path
     result = download("sync", sb, tmp_path)
-    assert result.md5 == MD5 and len(opened) == 2 and result.resumed
+    assert result.crc32c == CRC and len(opened) == 2 and result.resumed

@@ -28,7 +28,6 @@ NOT_RUN = {
     "make test": "it is the command running this test",
     'pip install "verbex-client @ git+https://git.example.internal/platform/verbex-client@v0.1.0"': "needs the team's git host; installing the built wheel is proven by test_packaging",
     "pip install verbex_client-0.1.0-py3-none-any.whl": "proven by test_packaging (fresh venv)",
-    'pip install "verbex-client[crc32c]"': "needs the package index; the extra is installed by make install",
     "make update-spec SPEC=path/to/new-openapi.json": "run on fixture specs by test_spec_diff",
 }
 

@@ -21,7 +21,7 @@ import attrs
 
 from ._download import Cancelled, adownload, download
 from ._models import DownloadResult
-from ._validation import check_call_id, check_expires_in_minutes, check_positive_int
+from ._validation import check_bool, check_call_id, check_expires_in_minutes, check_positive_int
 
 if TYPE_CHECKING:
     from ._client import AsyncVerbex, Verbex
@@ -77,8 +77,9 @@ class BatchResult:
 class Manifest:
     """Reads the finished entries of `manifest.jsonl` and appends new ones, one line at a time."""
 
-    def __init__(self, dest_dir: Path) -> None:
+    def __init__(self, dest_dir: Path, *, fsync: bool = True) -> None:
         self.dest_dir = dest_dir
+        self.fsync = fsync
         self.path = dest_dir / MANIFEST_NAME
         self.entries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -106,6 +107,7 @@ class Manifest:
             "call_id": result.call_id,
             "file": result.path.name,
             "bytes": result.bytes,
+            "crc32c": result.crc32c,
             "md5": result.md5,
             "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
@@ -114,7 +116,8 @@ class Manifest:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, line)  # one write with O_APPEND: never interleaved, never torn mid-file
-                os.fsync(fd)
+                if self.fsync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             self.entries[result.call_id] = entry
@@ -126,6 +129,9 @@ def plan_batch(
     concurrency: object,
     expires_in_minutes: object,
     progress: object,
+    *,
+    overwrite: object,
+    fsync: object,
 ) -> tuple[list[str], Manifest]:
     """Validate everything before any request; distinct ids in input order, and the manifest."""
     if isinstance(call_ids, str | bytes):
@@ -133,13 +139,15 @@ def plan_batch(
     ids = list(dict.fromkeys(check_call_id(c) for c in call_ids))
     check_positive_int("concurrency", concurrency)
     check_expires_in_minutes(expires_in_minutes)
+    check_bool("overwrite", overwrite)
+    check_bool("fsync", fsync)
     if not isinstance(dest_dir, str | os.PathLike):
         raise TypeError(f"dest_dir must be a str or os.PathLike, not {type(dest_dir).__name__}")
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable as progress(call_id, bytes_done, bytes_total_or_None)")
     directory = Path(dest_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    return ids, Manifest(directory)
+    return ids, Manifest(directory, fsync=fsync is True)
 
 
 def _per_call(progress: BatchProgress | None, call_id: str) -> Callable[[int, int | None], None] | None:
@@ -161,8 +169,11 @@ def download_many(
     overwrite: bool,
     progress: BatchProgress | None,
     expires_in_minutes: int,
+    fsync: bool = True,
 ) -> BatchResult:
-    ids, manifest = plan_batch(call_ids, dest_dir, concurrency, expires_in_minutes, progress)
+    ids, manifest = plan_batch(
+        call_ids, dest_dir, concurrency, expires_in_minutes, progress, overwrite=overwrite, fsync=fsync
+    )
     items = {cid: done for cid in ids if (done := manifest.finished(cid)) is not None}
     cancel = threading.Event()
     todo = iter([cid for cid in ids if cid not in items])
@@ -178,6 +189,7 @@ def download_many(
                 expires_in_minutes=expires_in_minutes,
                 overwrite=overwrite,
                 progress=_per_call(progress, call_id),
+                fsync=fsync,
                 cancel=cancel,
             )
         except Exception as error:  # one failure never stops the batch
@@ -239,8 +251,11 @@ async def adownload_many(
     overwrite: bool,
     progress: BatchProgress | None,
     expires_in_minutes: int,
+    fsync: bool = True,
 ) -> BatchResult:
-    ids, manifest = plan_batch(call_ids, dest_dir, concurrency, expires_in_minutes, progress)
+    ids, manifest = plan_batch(
+        call_ids, dest_dir, concurrency, expires_in_minutes, progress, overwrite=overwrite, fsync=fsync
+    )
     items = {cid: done for cid in ids if (done := manifest.finished(cid)) is not None}
     slots = asyncio.Semaphore(concurrency)
 
@@ -254,11 +269,12 @@ async def adownload_many(
                     expires_in_minutes=expires_in_minutes,
                     overwrite=overwrite,
                     progress=_per_call(progress, call_id),
+                    fsync=fsync,
+                    on_finished=manifest.append,  # with the rename, even if cancelled meanwhile
                 )
             except Exception as error:  # one failure never stops the batch
                 items[call_id] = _failed(call_id, error)
                 return
-            manifest.append(result)
             items[call_id] = BatchItem(call_id, "downloaded", result.path, None, result.bytes)
 
     async with asyncio.TaskGroup() as group:  # cancelling the batch cancels every download

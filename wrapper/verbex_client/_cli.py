@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=8, metavar="N", help="downloads at once (default: 8)"
     )
     download.add_argument("--overwrite", action="store_true", help="replace existing files")
+    download.add_argument(
+        "--no-fsync",
+        dest="fsync",
+        action="store_false",
+        help="don't flush files to disk before renaming them into place (faster; a power loss "
+        "may then leave an incomplete file)",
+    )
     download.add_argument("--quiet", action="store_true", help="no progress, no summary; errors only")
     download.add_argument("--json", action="store_true", help="one JSON line per call on stdout")
     download.add_argument(
@@ -280,6 +287,7 @@ def cmd_download(args: argparse.Namespace) -> int:
                 dest,
                 concurrency=args.concurrency,
                 overwrite=args.overwrite,
+                fsync=args.fsync,
                 progress=display.update if display else None,
                 expires_in_minutes=args.expires_in_minutes,
             )
@@ -311,6 +319,7 @@ def _download_one(
             dest,
             expires_in_minutes=args.expires_in_minutes,
             overwrite=args.overwrite,
+            fsync=args.fsync,
             progress=progress,
         )
     except Exception as error:  # reported like a batch failure

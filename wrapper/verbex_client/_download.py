@@ -6,6 +6,7 @@ the sync and async loops below differ only in `await`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
@@ -22,7 +23,7 @@ from ._fetch import Buffer, ObjectFetch, RestartPolicy, Step
 from ._models import DownloadResult, SignedRecordingUrl
 from ._paths import part_path, resolve_target
 from ._storage_io import TRANSPORT_ERRORS, Opener, StorageReply, can_use_stdlib, httpx_opener
-from ._validation import check_call_id, check_expires_in_minutes
+from ._validation import check_bool, check_call_id, check_expires_in_minutes
 
 if TYPE_CHECKING:
     from ._client import AsyncVerbex, Verbex
@@ -36,10 +37,18 @@ class Cancelled(BaseException):
 
 
 def check_download_args(
-    call_id: object, expires_in_minutes: object, dest: object, progress: object
+    call_id: object,
+    expires_in_minutes: object,
+    dest: object,
+    progress: object,
+    *,
+    overwrite: object = False,
+    fsync: object = True,
 ) -> tuple[str, int, Path]:
     check_call_id(call_id)
     check_expires_in_minutes(expires_in_minutes)
+    check_bool("overwrite", overwrite)
+    check_bool("fsync", fsync)
     if not isinstance(dest, str | os.PathLike):
         raise TypeError(f"dest must be a str or os.PathLike, not {type(dest).__name__}")
     if progress is not None and not callable(progress):
@@ -86,10 +95,15 @@ def new_fetch(
 
 
 class PartFile:
-    """`<target>.part`: resumed if present, fsynced, then renamed into place; never a half target."""
+    """`<target>.part`: resumed if present, fsynced, then renamed into place; never a half target.
 
-    def __init__(self, target: Path, fetch: ObjectFetch) -> None:
+    With `fsync=False` the rename is still atomic (errors, Ctrl-C and a killed
+    process never leave a half target) but a power loss may: curl's guarantee.
+    """
+
+    def __init__(self, target: Path, fetch: ObjectFetch, *, fsync: bool = True) -> None:
         self.target, self.path, self.fetch = target, part_path(target), fetch
+        self.fsync = fsync
         self.file: BinaryIO | None = None
         self._unsynced = 0
         self._flusher: _Flusher | None = None
@@ -113,7 +127,7 @@ class PartFile:
             self.fetch.restarted = False
         self.file.write(chunk)
         self._unsynced += len(chunk)
-        if self._unsynced >= FLUSH_EVERY:
+        if self._unsynced >= FLUSH_EVERY and self.fsync:
             # Write back in the background as we go, so the final fsync is short.
             self._unsynced = 0
             if self._flusher is None:
@@ -125,7 +139,8 @@ class PartFile:
         assert self.file is not None
         self.file.flush()
         self._stop_flusher()
-        os.fsync(self.file.fileno())
+        if self.fsync:
+            os.fsync(self.file.fileno())
         self.close()
         if overwrite:
             os.replace(self.path, self.target)
@@ -144,7 +159,8 @@ class PartFile:
                 os.replace(self.path, self.target)
             else:
                 os.unlink(self.path)
-        _fsync_dir(self.target.parent)
+        if self.fsync:
+            _fsync_dir(self.target.parent)
 
     def _stop_flusher(self) -> None:
         if self._flusher is not None:
@@ -286,14 +302,17 @@ def download(
     expires_in_minutes: int,
     overwrite: bool,
     progress: Progress | None,
+    fsync: bool = True,
     cancel: threading.Event | None = None,
 ) -> DownloadResult:
-    call_id, minutes, dest_path = check_download_args(call_id, expires_in_minutes, dest, progress)
+    call_id, minutes, dest_path = check_download_args(
+        call_id, expires_in_minutes, dest, progress, overwrite=overwrite, fsync=fsync
+    )
     preflight(dest_path, overwrite)
     signed = client.recordings.signed_url(call_id, expires_in_minutes=minutes)
     target = target_for(dest_path, signed, overwrite)
     fetch = new_fetch(client, call_id, "truncate", threaded_hash=True)
-    part = PartFile(target, fetch)
+    part = PartFile(target, fetch, fsync=fsync)
     try:
         part.open()
         _report(progress, fetch)
@@ -306,7 +325,9 @@ def download(
         raise
     finally:
         fetch.close()  # stops the hashing thread on every path
-    return DownloadResult(call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts)
+    return DownloadResult(
+        call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts, fetch.crc32c_hex
+    )
 
 
 class _StreamState:
@@ -415,6 +436,25 @@ async def aiter_object(
     fetch.verify()
 
 
+async def _finish_off_loop(part: PartFile, overwrite: bool, then: Callable[[], object]) -> None:
+    """fsync can take a while: rename (and `then`, e.g. the manifest line) on a thread.
+
+    A cancellation waits for the thread (milliseconds): the file is in place
+    and recorded, or neither, never renamed behind the caller's back.
+    """
+
+    def finish() -> None:
+        part.finish(overwrite)
+        then()
+
+    finishing = asyncio.ensure_future(asyncio.to_thread(finish))
+    try:
+        await asyncio.shield(finishing)
+    except asyncio.CancelledError:
+        await finishing
+        raise
+
+
 async def adownload(
     client: AsyncVerbex,
     call_id: str,
@@ -423,24 +463,39 @@ async def adownload(
     expires_in_minutes: int,
     overwrite: bool,
     progress: Progress | None,
+    fsync: bool = True,
+    on_finished: Callable[[DownloadResult], object] | None = None,
 ) -> DownloadResult:
-    call_id, minutes, dest_path = check_download_args(call_id, expires_in_minutes, dest, progress)
+    call_id, minutes, dest_path = check_download_args(
+        call_id, expires_in_minutes, dest, progress, overwrite=overwrite, fsync=fsync
+    )
     preflight(dest_path, overwrite)
     signed = await client.recordings.signed_url(call_id, expires_in_minutes=minutes)
     target = target_for(dest_path, signed, overwrite)
     fetch = new_fetch(client, call_id, "truncate")
-    part = PartFile(target, fetch)
+    part = PartFile(target, fetch, fsync=fsync)
+    done: list[DownloadResult] = []
+
+    def record() -> None:
+        done.append(
+            DownloadResult(
+                call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts, fetch.crc32c_hex
+            )
+        )
+        if on_finished is not None:
+            on_finished(done[0])
+
     try:
         part.open()
         _report(progress, fetch)
         async for chunk in aiter_object(client, fetch, signed, minutes):
             part.write(chunk)
             _report(progress, fetch)
-        part.finish(overwrite)
+        await _finish_off_loop(part, overwrite, record)
     except BaseException as error:
         part.abandon(error)
         raise
-    return DownloadResult(call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts)
+    return done[0]
 
 
 class AsyncRecordingStream(_StreamState):

@@ -30,9 +30,12 @@ _XML_MESSAGE = re.compile(r"<Message>([^<]{1,300})</Message>")
 
 
 def _crc32c_hasher() -> Callable[[bytes, int], int] | None:
+    """google-crc32c's C extension, or None (its pure-Python fallback is far too slow to use)."""
     try:
         import google_crc32c
     except ImportError:
+        return None
+    if google_crc32c.implementation != "c":
         return None
     return lambda data, crc: int(google_crc32c.extend(crc, data))
 
@@ -86,19 +89,22 @@ Buffer = bytes | bytearray | memoryview
 HASH_QUEUE_DEPTH = 16  # chunks waiting for the hashing thread (see _storage_io.RING_SIZE)
 _STOP = object()
 _RESET = object()
+_DROP_MD5 = object()
 
 
 class Digests:
-    """md5 (and crc32c when google-crc32c is installed) of a byte sequence.
+    """crc32c (google-crc32c's C extension) and md5 of a byte sequence.
 
-    With `threaded=True` the hashing runs on its own thread (hashlib releases
-    the GIL), so a download's md5 costs no time on the receiving thread.
-    Chunks handed over must not be modified afterwards.
+    md5 runs at ~0.6 GB/s, crc32c at several GB/s, so once storage is known
+    to give a crc32c, `drop_md5()` stops the md5. With `threaded=True` the
+    hashing runs on its own thread, off the receiving thread. Chunks handed
+    over must not be modified afterwards.
     """
 
     def __init__(self, *, threaded: bool) -> None:
         self._crc_fn = _crc32c_hasher()
-        self._md5 = hashlib.md5()
+        self._md5: typing.Any = hashlib.md5()  # None once dropped
+        self.md5_dropped = False
         self._crc = 0
         self._queue: queue.Queue[object] | None = None
         self._thread: threading.Thread | None = None
@@ -107,12 +113,21 @@ class Digests:
             self._thread = threading.Thread(target=self._run, name="verbex-hash", daemon=True)
             self._thread.start()
 
+    @property
+    def computes_crc32c(self) -> bool:
+        return self._crc_fn is not None
+
     def _apply(self, item: object) -> None:
         if item is _RESET:
-            self._md5, self._crc = hashlib.md5(), 0
+            self._md5 = None if self.md5_dropped else hashlib.md5()
+            self._crc = 0
+            return
+        if item is _DROP_MD5:
+            self._md5 = None
             return
         data = typing.cast(Buffer, item)
-        self._md5.update(data)
+        if self._md5 is not None:
+            self._md5.update(data)
         if self._crc_fn is not None:
             # google-crc32c takes only `bytes`
             self._crc = self._crc_fn(data if isinstance(data, bytes) else bytes(data), self._crc)
@@ -129,10 +144,19 @@ class Digests:
             self._apply(data)
 
     def reset(self) -> None:
+        self._send(_RESET)
+
+    def drop_md5(self) -> None:
+        """Stop hashing md5 (only when crc32c is computed: something must verify the bytes)."""
+        if self._crc_fn is not None and not self.md5_dropped:
+            self.md5_dropped = True
+            self._send(_DROP_MD5)
+
+    def _send(self, marker: object) -> None:
         if self._queue is not None:
-            self._queue.put(_RESET)
+            self._queue.put(marker)
         else:
-            self._apply(_RESET)
+            self._apply(marker)
 
     def close(self) -> None:
         """Finish pending work and stop the thread (idempotent)."""
@@ -141,9 +165,9 @@ class Digests:
             self._thread.join()
             self._thread = None
 
-    def md5(self) -> bytes:
+    def md5(self) -> bytes | None:
         self.close()
-        return self._md5.digest()
+        return None if self._md5 is None else bytes(self._md5.digest())
 
     def crc32c(self) -> bytes | None:
         self.close()
@@ -199,8 +223,14 @@ class ObjectFetch:
         self.digests.reset()
 
     @property
-    def md5_hex(self) -> str:
-        return self.digests.md5().hex()
+    def md5_hex(self) -> str | None:
+        md5 = self.digests.md5()
+        return None if md5 is None else md5.hex()
+
+    @property
+    def crc32c_hex(self) -> str | None:
+        crc = self.digests.crc32c()
+        return None if crc is None else crc.hex()
 
     def close(self) -> None:
         self.digests.close()
@@ -227,9 +257,10 @@ class ObjectFetch:
                 status_code=status,
             )
         self.etag = etag or self.etag
-        hashes = parse_goog_hash(goog_hash)
-        if hashes:
-            self.expected = hashes
+        # Same ETag, same object: a later reply's hashes add to what an earlier one gave.
+        self.expected.update(parse_goog_hash(goog_hash))
+        if "crc32c" in self.expected:
+            self.digests.drop_md5()  # crc32c verifies the bytes at a fraction of md5's cost
         if status == 206:
             parsed = parse_content_range(headers.get("content-range"))
             if parsed is None or parsed[0] != self.offset:
@@ -351,7 +382,8 @@ class ObjectFetch:
                 call_id=self.call_id,
             )
         md5 = self.expected.get("md5")
-        if md5 is not None and md5 != self.digests.md5():
+        actual_md5 = self.digests.md5()
+        if md5 is not None and actual_md5 is not None and md5 != actual_md5:
             raise IntegrityError(
                 f"md5 mismatch for the recording of call {self.call_id!r}", call_id=self.call_id
             )

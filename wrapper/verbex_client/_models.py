@@ -91,11 +91,17 @@ class APIResponse(Generic[T]):
 
 @attrs.frozen
 class DownloadResult:
-    """A finished, verified download: where it is, its size and md5, and how it went."""
+    """A finished, verified download: where it is, its size and checksums, and how it went.
+
+    `crc32c` is set when google-crc32c's C extension is available (the
+    default install); `md5` only when it was needed to verify the bytes,
+    i.e. storage gave an md5 but no crc32c (md5 is ~10x slower).
+    """
 
     call_id: str
     path: Path
     bytes: int
-    md5: str
+    md5: str | None
     resumed: bool
     attempts: int
+    crc32c: str | None = None

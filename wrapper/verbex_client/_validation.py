@@ -44,6 +44,13 @@ def check_max_retries(value: object) -> int:
     return value
 
 
+def check_bool(name: str, value: object) -> bool:
+    # "no" and 0 are truthy or falsy by accident; a flag must be said as True or False.
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, not {type(value).__name__}")
+    return value
+
+
 def check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")

@@ -97,6 +97,9 @@ class Sandbox:
         self.faults = FaultQueue()
         self.api_latency = 0.0
         self.storage_latency = 0.0
+        # Which x-goog-hash values storage sends: GCS sends both; composite objects only
+        # crc32c; S3-style stores only an md5 (as the ETag).
+        self.storage_hashes: tuple[str, ...] = ("crc32c", "md5")
         self._secret = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._objects: dict[str, _Recording] = {}

@@ -291,8 +291,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(declared))
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", obj.etag)
-        self.send_header("x-goog-hash", f"crc32c={obj.crc32c_b64}")
-        self.send_header("x-goog-hash", f"md5={obj.md5_b64}")
+        hashes = {"crc32c": obj.crc32c_b64, "md5": obj.md5_b64}
+        for name in self.sandbox.storage_hashes:
+            self.send_header("x-goog-hash", f"{name}={hashes[name]}")
         self.send_header("x-goog-stored-content-length", str(obj.size))
         if byte_range:
             self.send_header("Content-Range", f"bytes {start}-{end}/{obj.size}")
