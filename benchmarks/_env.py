@@ -96,6 +96,53 @@ class Dataset:
     goog_hash: str = ""
 
 
+@dataclass
+class BulkStorage:
+    """nginx serving `count` objects under /bulk/, each reply held back by `auth_request`
+    to a delaying helper (worker.py `serve`): the helper only sleeps, nginx sends the bytes.
+    """
+
+    port: int
+    helper_port: int
+    directory: Path
+    goog_hash: str
+
+    def config(self) -> str:
+        return f"""
+  upstream delayer {{
+    server 127.0.0.1:{self.helper_port};
+    keepalive 128;
+  }}
+  server {{
+    listen 127.0.0.1:{self.port} backlog=4096;
+    location /bulk/ {{
+      auth_request /delay;
+      alias {self.directory}/;
+      add_header x-goog-hash "{self.goog_hash}";
+    }}
+    location = /delay {{
+      internal;
+      proxy_pass http://delayer;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+    }}
+  }}"""
+
+
+def make_bulk_objects(directory: Path, count: int, size: int) -> str:
+    """`count` hard links to one random object of `size` (one page-cache copy); its x-goog-hash."""
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / "source.bin"
+    goog_hash = make_object(source, size)
+    for i in range(count):
+        link = directory / f"bulk-{i}.ogg"
+        link.unlink(missing_ok=True)
+        os.link(source, link)
+    return goog_hash
+
+
 def make_object(path: Path, size: int) -> str:
     """Random bytes of `size`; returns their `x-goog-hash` (crc32c and md5, as GCS sends)."""
     import google_crc32c
@@ -117,8 +164,8 @@ def make_object(path: Path, size: int) -> str:
 class Nginx:
     """nginx with `sendfile on`, one server per dataset, config and logs under `work`."""
 
-    def __init__(self, work: Path, datasets: list[Dataset]) -> None:
-        self.work, self.datasets = work, datasets
+    def __init__(self, work: Path, datasets: list[Dataset], bulk: BulkStorage | None = None) -> None:
+        self.work, self.datasets, self.bulk = work, datasets, bulk
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _config(self) -> str:
@@ -162,6 +209,7 @@ http {{
   client_body_temp_path {self.work}/nginx-body;
   default_type application/octet-stream;
   {"".join(servers)}
+  {self.bulk.config() if self.bulk else ""}
 }}
 """
 
@@ -170,10 +218,11 @@ http {{
         conf.write_text(self._config())
         self.proc = subprocess.Popen([find_nginx(), "-c", str(conf), "-p", str(self.work)])
         deadline = time.monotonic() + 10
-        for d in self.datasets:
+        ports = [d.port for d in self.datasets] + ([self.bulk.port] if self.bulk else [])
+        for port in ports:
             while True:
                 try:
-                    socket.create_connection(("127.0.0.1", d.port), timeout=0.5).close()
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                     break
                 except OSError:
                     if time.monotonic() > deadline or self.proc.poll() is not None:

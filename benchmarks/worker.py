@@ -3,6 +3,8 @@
     worker.py call CONTENDER URL CALLS [TASKS]     -> {"per_call": seconds}
     worker.py download CONTENDER URL TARGET          -> {"seconds": s, "maxrss_kib": k}
     worker.py profile URL CALLS                      -> {"component": seconds per call, ...}
+    worker.py bulk URL KEY COUNT CONCURRENCY DEST FSYNC -> {"seconds": s}
+    worker.py serve PORT STORAGE_URL LATENCY         (the bulk API and delaying helper; runs until killed)
 
 Only the standard library is imported up front: each contender imports its
 own stack, so one contender's imports never help another.
@@ -105,12 +107,12 @@ async def _async_per_call(name: str, url: str, calls: int, tasks: int) -> float:
 
 def download(name: str, url: str, target: str) -> float:
     """Seconds from asking for the URL to a closed file (imports done first, as in a running service)."""
-    if name == "verbex":
+    if name in ("verbex", "verbex-nofsync"):
         from verbex_client import Verbex
 
         with Verbex(api_key=KEY, base_url=url) as client:
             started = time.perf_counter()
-            client.recordings.download("bench-call", target, overwrite=True)
+            client.recordings.download("bench-call", target, overwrite=True, fsync=name == "verbex")
             return time.perf_counter() - started
     if name == "httpx":
         import httpx
@@ -171,13 +173,13 @@ def profile(url: str, calls: int) -> dict[str, float]:
     return out
 
 
-def bulk(url: str, key: str, count: int, concurrency: int, dest: str) -> float:
+def bulk(url: str, key: str, count: int, concurrency: int, dest: str, fsync: bool) -> float:
     from verbex_client import Verbex
 
     with Verbex(api_key=key, base_url=url) as client:
         started = time.perf_counter()
         result = client.recordings.download_many(
-            [f"bulk-{i}" for i in range(count)], dest, concurrency=concurrency, overwrite=True
+            [f"bulk-{i}" for i in range(count)], dest, concurrency=concurrency, overwrite=True, fsync=fsync
         )
         seconds = time.perf_counter() - started
     if not result.ok:
@@ -185,23 +187,59 @@ def bulk(url: str, key: str, count: int, concurrency: int, dest: str) -> float:
     return seconds
 
 
-def serve_bulk(count: int, size: int, latency: float) -> None:
-    """A sandbox in its own process (so it does not share our GIL) with `count` recordings."""
-    import os
-    import signal
-    import threading
+def serve_bulk(port: int, storage_url: str, latency: float) -> None:
+    """The bulk run's API (a signed URL per call id, pointing at nginx) and nginx's
+    `auth_request` target, which only waits `latency` before saying yes. asyncio, one
+    thread: a few hundred microseconds of CPU per download, so nginx and the client
+    are what is measured.
+    """
+    import asyncio
+    from pathlib import Path
 
-    from verbex_client.testing import Sandbox
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _env import EXAMPLE
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    payload = os.urandom(size)
-    with Sandbox() as sb:
-        for i in range(count):
-            sb.add_recording(f"bulk-{i}", payload, file_name=f"bulk-{i}.ogg")
-        sb.storage_latency = latency
-        print(sb.base_url, sb.api_key, flush=True)
-        stop.wait()
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = request_line.split(" ", 2)
+                headers = {
+                    k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)
+                }
+                body = await reader.readexactly(int(headers.get("content-length") or 0))
+                if target.startswith("/delay"):
+                    await asyncio.sleep(latency)
+                    writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                elif method == "POST" and target == PATH:
+                    call_id = json.loads(body)["call_id"]
+                    reply = dict(EXAMPLE, call_id=call_id, file_name=f"{call_id}.ogg")
+                    reply["signed_url"] = (
+                        f"{storage_url}/bulk/{call_id}.ogg?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+                        "&X-Goog-Credential=bench&X-Goog-Signature=bench"
+                    )
+                    reply["expires_at"] = "2099-01-01T00:00:00.000000000Z"
+                    data = json.dumps(reply).encode()
+                    writer.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
+                    )
+                else:
+                    writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def run() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
+        print("ready", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(run())
 
 
 def main(argv: list[str]) -> None:
@@ -221,9 +259,10 @@ def main(argv: list[str]) -> None:
     elif kind == "profile":
         result = profile(argv[1], int(argv[2]))
     elif kind == "bulk":
-        result = {"seconds": bulk(argv[1], argv[2], int(argv[3]), int(argv[4]), argv[5])}
+        fsync = argv[6] == "fsync"
+        result = {"seconds": bulk(argv[1], argv[2], int(argv[3]), int(argv[4]), argv[5], fsync)}
     elif kind == "serve":
-        serve_bulk(int(argv[1]), int(argv[2]), float(argv[3]))
+        serve_bulk(int(argv[1]), argv[2], float(argv[3]))
         return
     else:
         raise SystemExit(f"unknown measurement {kind}")

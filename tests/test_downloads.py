@@ -469,6 +469,50 @@ def test_stream_checks_integrity_at_the_end(mode: str, sb: Sandbox) -> None:
         read_stream(mode, sb)
 
 
+@pytest.mark.parametrize(
+    ("size", "hashes", "threaded"),
+    [
+        (1_000_000, ("crc32c", "md5"), False),  # crc32c inline: cheaper than a thread handover
+        (1_000_000, ("md5",), True),  # md5 is slow: off the receiving thread
+        (20 << 20, ("crc32c", "md5"), True),  # big objects hash in parallel with receiving
+    ],
+)
+def test_hashing_moves_to_a_thread_only_when_it_pays(
+    sb: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+    hashes: tuple[str, ...],
+    threaded: bool,
+) -> None:
+    from verbex_client import _fetch
+
+    started: list[bool] = []
+    original = _fetch.Digests.start_thread
+    monkeypatch.setattr(_fetch.Digests, "start_thread", lambda self: started.append(True) or original(self))
+    data = DATA if size == len(DATA) else os.urandom(size)
+    sb.add_recording("sized", data, file_name="sized.bin")
+    sb.storage_hashes = hashes
+    result = download("sync", sb, tmp_path, call_id="sized")
+    assert bool(started) == threaded
+    assert result.bytes == size and (tmp_path / "sized.bin").read_bytes() == data
+
+
+def test_receive_buffers_recycled_across_downloads_never_corrupt_a_lagging_hash(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    """md5 on its thread lags behind receiving; buffers reused by the next download must not be in use."""
+    sb.storage_hashes = ("md5",)
+    objects = {f"big-{i}": os.urandom(24 << 20) for i in range(3)}
+    for call_id, data in objects.items():
+        sb.add_recording(call_id, data, file_name=f"{call_id}.bin")
+    with sb.client() as client:
+        for call_id, data in objects.items():
+            result = client.recordings.download(call_id, tmp_path)
+            assert result.md5 == hashlib.md5(data).hexdigest()
+            assert (tmp_path / f"{call_id}.bin").read_bytes() == data
+
+
 def test_memory_stays_flat_for_a_large_download(tmp_path: Path) -> None:
     """Peak RSS after a 128 MiB download is within a few MiB of that after a 1 MiB one."""
     import subprocess

@@ -112,15 +112,15 @@ class Manifest:
             "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
-        with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            with self._lock:
                 os.write(fd, line)  # one write with O_APPEND: never interleaved, never torn mid-file
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            self.entries[result.call_id] = entry
+                self.entries[result.call_id] = entry
+            if self.fsync:
+                os.fsync(fd)  # outside the lock: concurrent finishers share one journal commit
+        finally:
+            os.close(fd)
 
 
 def plan_batch(

@@ -22,7 +22,14 @@ from ._exceptions import DownloadError, IntegrityError
 from ._fetch import Buffer, ObjectFetch, RestartPolicy, Step
 from ._models import DownloadResult, SignedRecordingUrl
 from ._paths import part_path, resolve_target
-from ._storage_io import TRANSPORT_ERRORS, Opener, StorageReply, can_use_stdlib, httpx_opener
+from ._storage_io import (
+    TRANSPORT_ERRORS,
+    Opener,
+    StorageReply,
+    can_use_stdlib,
+    httpx_opener,
+    release_receive_buffers,
+)
 from ._validation import check_bool, check_call_id, check_expires_in_minutes
 
 if TYPE_CHECKING:
@@ -234,13 +241,14 @@ def _report(progress: Progress | None, fetch: ObjectFetch) -> None:
 
 def storage_opener(client: Verbex, *, zero_copy: bool) -> Opener:
     """How storage requests are sent: httpx, or the stdlib zero-copy path where it is equivalent."""
-    via_httpx = httpx_opener(client._transport.storage_http())
     if not zero_copy:
-        return via_httpx
+        return httpx_opener(client._transport.storage_http())
     pool = client._transport.stdlib_pool()
 
     def open_reply(url: str, headers: dict[str, str]) -> AbstractContextManager[StorageReply]:
-        return pool.open(url, headers) if can_use_stdlib(url) else via_httpx(url, headers)
+        if can_use_stdlib(url, pool.proxies):
+            return pool.open(url, headers)
+        return httpx_opener(client._transport.storage_http())(url, headers)  # created only if needed
 
     return open_reply
 
@@ -325,6 +333,7 @@ def download(
         raise
     finally:
         fetch.close()  # stops the hashing thread on every path
+        release_receive_buffers()  # after close(): no chunk is still being hashed
     return DownloadResult(
         call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts, fetch.crc32c_hex
     )

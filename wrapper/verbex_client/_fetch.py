@@ -87,6 +87,9 @@ def is_expired_reply(status: int, code: str | None, message: str | None) -> bool
 
 Buffer = bytes | bytearray | memoryview
 HASH_QUEUE_DEPTH = 16  # chunks waiting for the hashing thread (see _storage_io.RING_SIZE)
+# Below this size, crc32c alone is hashed inline: starting a thread and handing
+# chunks over costs more than hashing a few MiB at several GB/s.
+THREADED_HASH_MIN_BYTES = 16 << 20
 _STOP = object()
 _RESET = object()
 _DROP_MD5 = object()
@@ -96,19 +99,22 @@ class Digests:
     """crc32c (google-crc32c's C extension) and md5 of a byte sequence.
 
     md5 runs at ~0.6 GB/s, crc32c at several GB/s, so once storage is known
-    to give a crc32c, `drop_md5()` stops the md5. With `threaded=True` the
-    hashing runs on its own thread, off the receiving thread. Chunks handed
-    over must not be modified afterwards.
+    to give a crc32c, `drop_md5()` stops the md5. After `start_thread()`
+    the hashing runs on its own thread, off the receiving thread; chunks
+    handed over must not be modified afterwards.
     """
 
-    def __init__(self, *, threaded: bool) -> None:
+    def __init__(self) -> None:
         self._crc_fn = _crc32c_hasher()
         self._md5: typing.Any = hashlib.md5()  # None once dropped
         self.md5_dropped = False
         self._crc = 0
         self._queue: queue.Queue[object] | None = None
         self._thread: threading.Thread | None = None
-        if threaded:
+
+    def start_thread(self) -> None:
+        """Hash on a thread from now on (everything before was hashed inline, in order)."""
+        if self._queue is None:
             self._queue = queue.Queue(maxsize=HASH_QUEUE_DEPTH)
             self._thread = threading.Thread(target=self._run, name="verbex-hash", daemon=True)
             self._thread.start()
@@ -163,7 +169,7 @@ class Digests:
         if self._thread is not None and self._queue is not None:
             self._queue.put(_STOP)
             self._thread.join()
-            self._thread = None
+            self._thread = self._queue = None  # anything later is hashed inline
 
     def md5(self) -> bytes | None:
         self.close()
@@ -211,7 +217,8 @@ class ObjectFetch:
         self.restarted = False  # set when a 200 forced a restart from zero (truncate policy)
         self._skip = 0  # bytes of a full-body reply to drop before yielding (skip policy)
         self._progress_mark = offset
-        self.digests = Digests(threaded=threaded_hash)
+        self.threaded_hash = threaded_hash  # may hash on a thread (see accept())
+        self.digests = Digests()
 
     # -- hashing ----------------------------------------------------------------------------
 
@@ -261,6 +268,10 @@ class ObjectFetch:
         self.expected.update(parse_goog_hash(goog_hash))
         if "crc32c" in self.expected:
             self.digests.drop_md5()  # crc32c verifies the bytes at a fraction of md5's cost
+        body_length = headers.get("content-length") or ""
+        big = not body_length.isdigit() or int(body_length) >= THREADED_HASH_MIN_BYTES
+        if self.threaded_hash and (big or not self.digests.md5_dropped):
+            self.digests.start_thread()
         if status == 206:
             parsed = parse_content_range(headers.get("content-range"))
             if parsed is None or parsed[0] != self.offset:

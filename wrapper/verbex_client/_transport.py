@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Self
@@ -20,6 +21,8 @@ from ._config import ClientOptions
 from ._logging import logger
 from ._retries import backoff_delay, is_retryable_status, parse_retry_after
 from ._storage_io import ConnectionPool
+
+_POOL_LOCK = threading.Lock()  # storage pools are created on first use, maybe by several threads at once
 
 
 def connection_error(error: httpx.TransportError) -> exc.APIConnectionError:
@@ -172,19 +175,22 @@ class SyncTransport(_BaseTransport):
         return SyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
 
     def storage_http(self) -> httpx.Client:
-        if "sync" not in self.storage_pool:
-            from ._config import DEFAULT_LIMITS
+        """Created on first use: its TLS context costs ~50 ms, and only proxied downloads need it."""
+        with _POOL_LOCK:  # download_many's workers may all ask at once
+            if "sync" not in self.storage_pool:
+                from ._config import DEFAULT_LIMITS
 
-            self.storage_pool["sync"] = httpx.Client(timeout=self.options.timeout, limits=DEFAULT_LIMITS)
-        client: httpx.Client = self.storage_pool["sync"]
+                self.storage_pool["sync"] = httpx.Client(timeout=self.options.timeout, limits=DEFAULT_LIMITS)
+            client: httpx.Client = self.storage_pool["sync"]
         return client
 
     def stdlib_pool(self) -> ConnectionPool:
         """Keep-alive connections for the zero-copy download path (see _storage_io)."""
-        if "stdlib" not in self.storage_pool:
-            read = self.options.timeout.read
-            self.storage_pool["stdlib"] = ConnectionPool(timeout=read)
-        pool: ConnectionPool = self.storage_pool["stdlib"]
+        with _POOL_LOCK:
+            if "stdlib" not in self.storage_pool:
+                read = self.options.timeout.read
+                self.storage_pool["stdlib"] = ConnectionPool(timeout=read)
+            pool: ConnectionPool = self.storage_pool["stdlib"]
         return pool
 
     def close(self) -> None:
