@@ -119,10 +119,6 @@ class Digests:
             self._thread = threading.Thread(target=self._run, name="verbex-hash", daemon=True)
             self._thread.start()
 
-    @property
-    def computes_crc32c(self) -> bool:
-        return self._crc_fn is not None
-
     def _apply(self, item: object) -> None:
         if item is _RESET:
             self._md5 = None if self.md5_dropped else hashlib.md5()
