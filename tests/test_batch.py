@@ -71,6 +71,41 @@ def test_concurrency_is_bounded(mode: str, sb: Sandbox, tmp_path: Path) -> None:
     assert sb.peak_storage_in_flight == 2
 
 
+def test_calls_sharing_a_file_name_get_distinct_files_and_a_rerun_skips_them(
+    mode: str, sb: Sandbox, tmp_path: Path
+) -> None:
+    """APIs may name every recording alike; each call still gets its own file, named after it."""
+    same = {f"dup-{i}": os.urandom(50_000 + i) for i in range(3)}
+    for call_id, data in same.items():
+        sb.add_recording(call_id, data, file_name="recording.wav")
+    first = many(mode, sb, list(same), tmp_path, concurrency=3)
+    assert first.ok, [str(i.error) for i in first.failed]
+    names = {i.call_id: i.path.name for i in first.results if i.path is not None}
+    assert len(set(names.values())) == 3 and "recording.wav" in names.values()
+    for call_id, name in names.items():
+        assert name in ("recording.wav", f"recording.{call_id}.wav")
+        assert (tmp_path / name).read_bytes() == same[call_id]
+    assert {e["call_id"]: e["file"] for e in manifest(tmp_path)} == names
+    sb.clear_requests()
+    again = many(mode, sb, list(same), tmp_path)
+    assert [i.status for i in again.results] == ["skipped"] * 3 and sb.requests == []
+    # A new call with the same name, in a later batch, does not take an existing call's file.
+    sb.add_recording("dup-new", b"new", file_name="recording.wav")
+    later = many(mode, sb, ["dup-new"], tmp_path)
+    assert later.ok and later.results[0].path == tmp_path / "recording.dup-new.wav"
+
+
+def test_manifest_name_claims_fall_back_to_numbered_names(tmp_path: Path) -> None:
+    from verbex_client._batch import Manifest
+
+    m = Manifest(tmp_path)
+    assert m.claim("a", "x.wav") == "x.wav"
+    assert m.claim("a", "x.wav") == "x.wav"  # the same call keeps its name
+    assert m.claim("b", "x.wav") == "x.b.wav"
+    assert m.claim("z", "x.c.wav") == "x.c.wav"  # a server name that looks like a tagged one
+    assert m.claim("c", "x.wav") == "x.c.2.wav"
+
+
 def test_duplicates_are_fetched_once(mode: str, sb: Sandbox, tmp_path: Path) -> None:
     result = many(mode, sb, ["call-1", "call-2", "call-1", "call-1"], tmp_path)
     assert [i.call_id for i in result.results] == ["call-1", "call-2"]

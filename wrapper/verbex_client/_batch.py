@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from ._download import Cancelled, adownload, download
 from ._models import DownloadResult
+from ._paths import safe_file_name
 from ._validation import check_bool, check_call_id, check_expires_in_minutes, check_positive_int
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class Manifest:
         self.fsync = fsync
         self.path = dest_dir / MANIFEST_NAME
         self.entries: dict[str, dict[str, Any]] = {}
+        self._claims: dict[str, str] = {}  # file name -> the call id writing or owning it
         self._lock = threading.Lock()
         if self.path.exists():
             for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -91,6 +93,21 @@ class Manifest:
                     continue  # a torn last line from a crash: that download is simply redone
                 if isinstance(entry, dict) and isinstance(entry.get("call_id"), str):
                     self.entries[entry["call_id"]] = entry
+                    if isinstance(entry.get("file"), str):
+                        self._claims[entry["file"]] = entry["call_id"]
+
+    def claim(self, call_id: str, name: str) -> str:
+        """The file name `call_id` writes: `name`, or `<stem>.<call_id><suffix>` when another
+        call of this batch or of the manifest already has `name` (APIs may reuse file names).
+        """
+        with self._lock:
+            candidate, n = name, 1
+            while self._claims.setdefault(candidate, call_id) != call_id:
+                n += 1
+                stem, suffix = PurePath(name).stem, PurePath(name).suffix
+                tag = call_id if n == 2 else f"{call_id}.{n - 1}"
+                candidate = safe_file_name(f"{stem}.{tag}{suffix}", call_id)
+            return candidate
 
     def finished(self, call_id: str) -> BatchItem | None:
         """A "skipped" item when the manifest lists the call and its file is there at that size."""
@@ -191,6 +208,7 @@ def download_many(
                 progress=_per_call(progress, call_id),
                 fsync=fsync,
                 cancel=cancel,
+                claim_name=manifest.claim,
             )
         except Exception as error:  # one failure never stops the batch
             return _failed(call_id, error)
@@ -271,6 +289,7 @@ async def adownload_many(
                     progress=_per_call(progress, call_id),
                     fsync=fsync,
                     on_finished=manifest.append,  # with the rename, even if cancelled meanwhile
+                    claim_name=manifest.claim,
                 )
             except Exception as error:  # one failure never stops the batch
                 items[call_id] = _failed(call_id, error)

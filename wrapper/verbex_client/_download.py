@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -79,9 +80,16 @@ def preflight(dest: Path, overwrite: bool) -> None:
         raise FileNotFoundError(f"directory {dest.parent} does not exist")
 
 
-def target_for(dest: Path, signed: SignedRecordingUrl, overwrite: bool) -> Path:
-    """The file to write, checked before any byte is fetched."""
+NameClaim = Callable[[str, str], str]  # (call_id, safe file name) -> the name to use
+
+
+def target_for(
+    dest: Path, signed: SignedRecordingUrl, overwrite: bool, claim: Callable[[str], str] | None = None
+) -> Path:
+    """The file to write, checked before any byte is fetched (`claim` may rename it, see _batch)."""
     target = resolve_target(dest, signed.file_name, signed.call_id)
+    if claim is not None and dest.is_dir():
+        target = target.with_name(claim(target.name))
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
     return target
@@ -312,13 +320,14 @@ def download(
     progress: Progress | None,
     fsync: bool = True,
     cancel: threading.Event | None = None,
+    claim_name: NameClaim | None = None,
 ) -> DownloadResult:
     call_id, minutes, dest_path = check_download_args(
         call_id, expires_in_minutes, dest, progress, overwrite=overwrite, fsync=fsync
     )
     preflight(dest_path, overwrite)
     signed = client.recordings.signed_url(call_id, expires_in_minutes=minutes)
-    target = target_for(dest_path, signed, overwrite)
+    target = target_for(dest_path, signed, overwrite, claim_name and functools.partial(claim_name, call_id))
     fetch = new_fetch(client, call_id, "truncate", threaded_hash=True)
     part = PartFile(target, fetch, fsync=fsync)
     try:
@@ -474,13 +483,14 @@ async def adownload(
     progress: Progress | None,
     fsync: bool = True,
     on_finished: Callable[[DownloadResult], object] | None = None,
+    claim_name: NameClaim | None = None,
 ) -> DownloadResult:
     call_id, minutes, dest_path = check_download_args(
         call_id, expires_in_minutes, dest, progress, overwrite=overwrite, fsync=fsync
     )
     preflight(dest_path, overwrite)
     signed = await client.recordings.signed_url(call_id, expires_in_minutes=minutes)
-    target = target_for(dest_path, signed, overwrite)
+    target = target_for(dest_path, signed, overwrite, claim_name and functools.partial(claim_name, call_id))
     fetch = new_fetch(client, call_id, "truncate")
     part = PartFile(target, fetch, fsync=fsync)
     done: list[DownloadResult] = []
