@@ -106,6 +106,16 @@ def test_manifest_name_claims_fall_back_to_numbered_names(tmp_path: Path) -> Non
     assert m.claim("c", "x.wav") == "x.c.2.wav"
 
 
+def test_async_batches_are_not_capped_by_the_default_executor(sb: Sandbox, tmp_path: Path) -> None:
+    """Async downloads receive on threads of their own: asyncio's default executor has cpu+4."""
+    ids = [f"wide-{i}" for i in range(12)]
+    for call_id in ids:
+        sb.add_recording(call_id, b"x" * 1000, file_name=f"{call_id}.ogg")
+    sb.storage_latency = 0.5  # long enough for all of them to be waiting at once
+    assert many("async", sb, ids, tmp_path, concurrency=12).ok
+    assert sb.peak_storage_in_flight == 12
+
+
 def test_duplicates_are_fetched_once(mode: str, sb: Sandbox, tmp_path: Path) -> None:
     result = many(mode, sb, ["call-1", "call-2", "call-1", "call-1"], tmp_path)
     assert [i.call_id for i in result.results] == ["call-1", "call-2"]

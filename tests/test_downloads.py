@@ -513,6 +513,67 @@ def test_receive_buffers_recycled_across_downloads_never_corrupt_a_lagging_hash(
             assert (tmp_path / f"{call_id}.bin").read_bytes() == data
 
 
+def test_async_cancel_while_storage_stalls_returns_promptly(sb: Sandbox, tmp_path: Path) -> None:
+    """The receiving thread is unblocked by shutting its socket down, not left to a read timeout."""
+    sb.delay_next(4.0, target="storage")
+
+    async def run() -> None:
+        async with sb.async_client() as client:
+            task = asyncio.ensure_future(client.recordings.download("c1", tmp_path))
+            for _ in range(500):  # until the storage request has reached the server (<= 5 s)
+                if sb.storage_requests():
+                    break
+                await asyncio.sleep(0.01)
+            assert sb.storage_requests(), "the storage request never arrived"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=2)  # well below the 4 s stall
+
+    asyncio.run(run())
+    assert not (tmp_path / NAME).exists()
+
+
+def test_async_downloads_gathered_by_the_hundred_use_at_most_the_pool_size(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    """A thread per download, but no more at once than storage connections (20): gather() stays cheap."""
+    for i in range(30):
+        sb.add_recording(f"many-{i}", b"y" * 1000, file_name=f"many-{i}.ogg")
+    sb.storage_latency = 0.5  # long enough for all allowed to be waiting at once
+
+    async def run() -> list[vc.DownloadResult]:
+        async with sb.async_client() as client:
+            return await asyncio.gather(
+                *(client.recordings.download(f"many-{i}", tmp_path) for i in range(30))
+            )
+
+    assert len(asyncio.run(run())) == 30
+    assert sb.peak_storage_in_flight == 20
+
+
+def test_async_progress_callback_errors_stop_the_download(sb: Sandbox, tmp_path: Path) -> None:
+    class Stop(Exception):
+        pass
+
+    def progress(done: int, total: int | None) -> None:
+        if done > 0:
+            raise Stop
+
+    sb.storage_latency = 0.0
+    data = os.urandom(8 << 20)
+    sb.add_recording("big", data, file_name="big.bin")
+
+    async def run() -> None:
+        async with sb.async_client() as client:
+            await client.recordings.download("big", tmp_path, progress=progress)
+
+    with pytest.raises(Stop):
+        asyncio.run(run())
+    assert not (tmp_path / "big.bin").exists()
+    part = tmp_path / "big.bin.part"
+    assert not part.exists() or data.startswith(part.read_bytes())  # at most a resumable prefix
+
+
 def test_memory_stays_flat_for_a_large_download(tmp_path: Path) -> None:
     """Peak RSS after a 128 MiB download is within a few MiB of that after a 1 MiB one."""
     import subprocess
@@ -577,7 +638,7 @@ def test_zero_copy_path_is_used_only_without_a_proxy(monkeypatch: pytest.MonkeyP
 
 
 def test_with_a_proxy_configured_downloads_go_through_httpx(
-    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from verbex_client import _storage_io
 
@@ -589,16 +650,17 @@ def test_with_a_proxy_configured_downloads_go_through_httpx(
     monkeypatch.setattr(
         _storage_io.ConnectionPool,
         "open",
-        lambda self, url, headers: opened.append(url) or original(self, url, headers),
+        lambda self, url, headers, *rest: opened.append(url) or original(self, url, headers, *rest),
     )
-    result = download("sync", sb, tmp_path)
+    result = download(mode, sb, tmp_path)
     assert result.crc32c == CRC and opened == []  # the stdlib path was never used
     assert (tmp_path / NAME).read_bytes() == DATA
 
 
 def test_without_a_proxy_downloads_use_the_zero_copy_path(
-    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Async downloads too: they receive on a thread of their own (httpx's async reads cost ~3x the CPU)."""
     from verbex_client import _storage_io
 
     for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
@@ -608,8 +670,8 @@ def test_without_a_proxy_downloads_use_the_zero_copy_path(
     monkeypatch.setattr(
         _storage_io.ConnectionPool,
         "open",
-        lambda self, url, headers: opened.append(url) or original(self, url, headers),
+        lambda self, url, headers, *rest: opened.append(url) or original(self, url, headers, *rest),
     )
     sb.cut_next_download(300_000)  # resume through the same path
-    result = download("sync", sb, tmp_path)
+    result = download(mode, sb, tmp_path)
     assert result.crc32c == CRC and len(opened) == 2 and result.resumed

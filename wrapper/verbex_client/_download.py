@@ -7,10 +7,12 @@ the sync and async loops below differ only in `await`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -25,6 +27,7 @@ from ._models import DownloadResult, SignedRecordingUrl
 from ._paths import part_path, resolve_target
 from ._storage_io import (
     TRANSPORT_ERRORS,
+    Aborter,
     Opener,
     StorageReply,
     can_use_stdlib,
@@ -35,6 +38,7 @@ from ._validation import check_bool, check_call_id, check_expires_in_minutes
 
 if TYPE_CHECKING:
     from ._client import AsyncVerbex, Verbex
+    from ._transport import _BaseTransport
 
 Progress = Callable[[int, "int | None"], None]
 HASH_READ_SIZE = 1 << 20
@@ -247,16 +251,16 @@ def _report(progress: Progress | None, fetch: ObjectFetch) -> None:
 # -- sync ------------------------------------------------------------------------------------
 
 
-def storage_opener(client: Verbex, *, zero_copy: bool) -> Opener:
+def storage_opener(transport: _BaseTransport, *, zero_copy: bool, aborter: Aborter | None = None) -> Opener:
     """How storage requests are sent: httpx, or the stdlib zero-copy path where it is equivalent."""
     if not zero_copy:
-        return httpx_opener(client._transport.storage_http())
-    pool = client._transport.stdlib_pool()
+        return httpx_opener(transport.sync_storage_http())
+    pool = transport.stdlib_pool()
 
     def open_reply(url: str, headers: dict[str, str]) -> AbstractContextManager[StorageReply]:
         if can_use_stdlib(url, pool.proxies):
-            return pool.open(url, headers)
-        return httpx_opener(client._transport.storage_http())(url, headers)  # created only if needed
+            return pool.open(url, headers, aborter)
+        return httpx_opener(transport.sync_storage_http())(url, headers)  # created only if needed
 
     return open_reply
 
@@ -276,14 +280,38 @@ def iter_object(
     buffered bytes when a connection drops); streams re-chunk afterwards.
     With `zero_copy`, chunks may be bytearrays or memoryviews.
     """
-    hooks = client._transport.hooks
-    open_reply = storage_opener(client, zero_copy=zero_copy)
+    return fetch_object(
+        fetch,
+        signed,
+        expires_in_minutes,
+        open_reply=storage_opener(client._transport, zero_copy=zero_copy),
+        sign=client.recordings.signed_url,
+        sleep=client._transport.hooks.sleep,
+        cancel=cancel,
+    )
+
+
+def fetch_object(
+    fetch: ObjectFetch,
+    signed: SignedRecordingUrl,
+    expires_in_minutes: int,
+    *,
+    open_reply: Opener,
+    sign: Callable[..., SignedRecordingUrl],
+    sleep: Callable[[float], object],
+    cancel: threading.Event | None,
+) -> Iterator[Buffer]:
+    """The blocking loop behind iter_object, free of any client (async downloads run it on a thread)."""
     step = Step()
     while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
         if step.delay:
-            hooks.sleep(step.delay)
+            sleep(step.delay)
+            step = Step(resign=step.resign)
+            continue  # check for cancellation again before the request
         if step.resign or signed.expired:
-            signed = client.recordings.signed_url(fetch.call_id, expires_in_minutes=expires_in_minutes)
+            signed = sign(fetch.call_id, expires_in_minutes=expires_in_minutes)
         check_storage_url(signed, fetch.call_id)
         try:
             with open_reply(signed.url, fetch.start_request()) as reply:
@@ -491,11 +519,9 @@ async def adownload(
     preflight(dest_path, overwrite)
     signed = await client.recordings.signed_url(call_id, expires_in_minutes=minutes)
     target = target_for(dest_path, signed, overwrite, claim_name and functools.partial(claim_name, call_id))
-    fetch = new_fetch(client, call_id, "truncate")
-    part = PartFile(target, fetch, fsync=fsync)
     done: list[DownloadResult] = []
 
-    def record() -> None:
+    def record(fetch: ObjectFetch) -> None:
         done.append(
             DownloadResult(
                 call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts, fetch.crc32c_hex
@@ -504,17 +530,153 @@ async def adownload(
         if on_finished is not None:
             on_finished(done[0])
 
+    if can_use_stdlib(signed.url, client._transport.stdlib_pool().proxies):
+        await _adownload_on_thread(
+            client, call_id, signed, minutes, target, overwrite, fsync, progress, record
+        )
+        return done[0]
+    fetch = new_fetch(client, call_id, "truncate")
+    part = PartFile(target, fetch, fsync=fsync)
     try:
         part.open()
         _report(progress, fetch)
         async for chunk in aiter_object(client, fetch, signed, minutes):
             part.write(chunk)
             _report(progress, fetch)
-        await _finish_off_loop(part, overwrite, record)
+        await _finish_off_loop(part, overwrite, lambda: record(fetch))
     except BaseException as error:
         part.abandon(error)
         raise
     return done[0]
+
+
+async def _adownload_on_thread(
+    client: AsyncVerbex,
+    call_id: str,
+    signed: SignedRecordingUrl,
+    minutes: int,
+    target: Path,
+    overwrite: bool,
+    fsync: bool,
+    progress: Progress | None,
+    record: Callable[[ObjectFetch], None],
+) -> None:
+    """The sync zero-copy download on a thread of its own; the event loop only re-signs URLs and
+    runs `progress`. httpx's async reads cost ~3x the CPU per byte, and file writes and fsync
+    would block the loop. A cancellation stops the thread at once (its socket is shut down)
+    and waits for it, so the `.part` is left resumable and never written behind our back.
+    """
+    loop = asyncio.get_running_loop()
+    transport = client._transport
+    cancel, aborter = threading.Event(), Aborter()
+    callback_errors: list[BaseException] = []
+    signing: list[concurrent.futures.Future[SignedRecordingUrl]] = []
+
+    def sign(call_id: str, *, expires_in_minutes: int) -> SignedRecordingUrl:
+        future = asyncio.run_coroutine_threadsafe(
+            client.recordings.signed_url(call_id, expires_in_minutes=expires_in_minutes), loop
+        )
+        signing[:] = [future]
+        return future.result()
+
+    def report(done: int, total: int | None) -> None:
+        if progress is None:
+            return
+        callback = progress
+
+        def call() -> None:
+            try:
+                callback(done, total)
+            except BaseException as error:  # raised out of adownload, as from the sync loop
+                callback_errors.append(error)
+                cancel.set()
+                aborter.abort()
+
+        loop.call_soon_threadsafe(call)
+
+    def run() -> None:
+        fetch = new_fetch(client, call_id, "truncate", threaded_hash=True)
+        part = PartFile(target, fetch, fsync=fsync)
+        try:
+            part.open()
+            report(fetch.offset, fetch.total)
+            chunks = fetch_object(
+                fetch,
+                signed,
+                minutes,
+                open_reply=storage_opener(transport, zero_copy=True, aborter=aborter),
+                sign=sign,
+                sleep=cancel.wait if transport.hooks.sleep is time.sleep else transport.hooks.sleep,
+                cancel=cancel,
+            )
+            for chunk in chunks:
+                part.write(chunk)
+                report(fetch.offset, fetch.total)
+            part.finish(overwrite)
+            record(fetch)
+        except BaseException as error:
+            part.abandon(error)
+            raise
+        finally:
+            fetch.close()
+            release_receive_buffers()
+
+    async with transport.download_slots():
+        await _run_and_wait(run, cancel, aborter, signing)
+    if callback_errors:  # a progress callback raised: the download stopped, its error goes up
+        raise callback_errors[0]
+
+
+async def _run_and_wait(
+    run: Callable[[], None],
+    cancel: threading.Event,
+    aborter: Aborter,
+    signing: list[concurrent.futures.Future[SignedRecordingUrl]],
+) -> None:
+    """Run `run` on its thread; on cancellation stop it (event, socket, pending signing) and wait."""
+    finished = _run_on_thread(run)
+    try:
+        await asyncio.shield(finished)
+    except asyncio.CancelledError:
+        cancel.set()
+        aborter.abort()
+        for future in signing:
+            future.cancel()
+        await _wait_for(finished)
+        raise
+    except Cancelled:
+        if not cancel.is_set():
+            raise
+        # else a progress callback raised and set `cancel`: the caller raises its error
+
+
+def _run_on_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
+    """`fn` on a new daemon thread (not the default executor: it has only cpu+4 workers)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if not future.done():
+            future.set_result(None) if error is None else future.set_exception(error)
+
+    def target() -> None:
+        error: BaseException | None = None
+        try:
+            fn()
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=target, name="verbex-adownload", daemon=True).start()
+    return future
+
+
+async def _wait_for(future: asyncio.Future[None]) -> None:
+    """Until `future` is done, whatever it raises, even if we are cancelled again meanwhile."""
+    while not future.done():
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(future)
 
 
 class AsyncRecordingStream(_StreamState):

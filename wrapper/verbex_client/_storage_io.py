@@ -9,7 +9,9 @@ through httpx.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
 import ssl
 import threading
 import urllib.request
@@ -111,6 +113,33 @@ class _StdlibReply:
             yield memoryview(buffer)[:n]
 
 
+class Aborter:
+    """Lets another thread unblock a request stuck on the network (async cancellation).
+
+    `abort()` shuts the watched connection's socket down, so a blocked connect,
+    send or recv fails at once; requests started afterwards fail before sending.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+        self.aborted = False
+
+    def watch(self, conn: http.client.HTTPConnection | None) -> None:
+        with self._lock:
+            if self.aborted and conn is not None:
+                raise ConnectionAbortedError("download cancelled")
+            self._conn = conn
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            sock = self._conn.sock if self._conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 class ConnectionPool:
     """Idle keep-alive `http.client` connections per (scheme, host, port); thread-safe."""
 
@@ -130,7 +159,10 @@ class ConnectionPool:
         return http.client.HTTPConnection(host, port, timeout=self.timeout)
 
     @contextmanager
-    def open(self, url: str, headers: dict[str, str]) -> Iterator[StorageReply]:
+    def open(
+        self, url: str, headers: dict[str, str], aborter: Aborter | None = None
+    ) -> Iterator[StorageReply]:
+        watch = aborter.watch if aborter is not None else (lambda conn: None)
         parts = urlsplit(url)
         scheme = parts.scheme
         key = (scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80))
@@ -143,18 +175,23 @@ class ConnectionPool:
         reusable = False
         try:
             try:
+                watch(conn)
                 conn.request("GET", target, headers={"Accept-Encoding": "identity", **headers})
+                watch(conn)  # now with its socket, which abort() can shut down
                 response = conn.getresponse()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 if not reused:
                     raise
                 conn.close()  # the server closed an idle keep-alive connection: one fresh try
                 conn = self._connect(*key)
+                watch(conn)
                 conn.request("GET", target, headers={"Accept-Encoding": "identity", **headers})
+                watch(conn)
                 response = conn.getresponse()
             yield _StdlibReply(response)
             reusable = response.isclosed() and not response.will_close
         finally:
+            watch(None)
             if reusable:
                 with self._lock:
                     idle = self._idle.setdefault(key, [])

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
@@ -21,6 +21,9 @@ from ._config import ClientOptions
 from ._logging import logger
 from ._retries import backoff_delay, is_retryable_status, parse_retry_after
 from ._storage_io import ConnectionPool
+
+if TYPE_CHECKING:
+    import asyncio
 
 _POOL_LOCK = threading.Lock()  # storage pools are created on first use, maybe by several threads at once
 
@@ -135,6 +138,31 @@ class _BaseTransport:
         self.request_headers = None if self.http_has_headers else self.options.headers
         return self
 
+    def sync_storage_http(self) -> httpx.Client:
+        """Created on first use: its TLS context costs ~50 ms, and only proxied downloads need it."""
+        with _POOL_LOCK:  # download_many's workers may all ask at once
+            if "sync" not in self.storage_pool:
+                from ._config import DEFAULT_LIMITS
+
+                self.storage_pool["sync"] = httpx.Client(timeout=self.options.timeout, limits=DEFAULT_LIMITS)
+            client: httpx.Client = self.storage_pool["sync"]
+        return client
+
+    def stdlib_pool(self) -> ConnectionPool:
+        """Keep-alive connections for the zero-copy download path (see _storage_io)."""
+        with _POOL_LOCK:
+            if "stdlib" not in self.storage_pool:
+                read = self.options.timeout.read
+                self.storage_pool["stdlib"] = ConnectionPool(timeout=read)
+            pool: ConnectionPool = self.storage_pool["stdlib"]
+        return pool
+
+    def _close_sync_storage(self) -> None:
+        if self.owns_storage:
+            for key in ("sync", "stdlib"):
+                if key in self.storage_pool:
+                    self.storage_pool.pop(key).close()
+
     def _request_args(self, method: str, path: str, body: Any) -> dict[str, Any]:
         args: dict[str, Any] = {
             "method": method,
@@ -175,31 +203,12 @@ class SyncTransport(_BaseTransport):
         return SyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
 
     def storage_http(self) -> httpx.Client:
-        """Created on first use: its TLS context costs ~50 ms, and only proxied downloads need it."""
-        with _POOL_LOCK:  # download_many's workers may all ask at once
-            if "sync" not in self.storage_pool:
-                from ._config import DEFAULT_LIMITS
-
-                self.storage_pool["sync"] = httpx.Client(timeout=self.options.timeout, limits=DEFAULT_LIMITS)
-            client: httpx.Client = self.storage_pool["sync"]
-        return client
-
-    def stdlib_pool(self) -> ConnectionPool:
-        """Keep-alive connections for the zero-copy download path (see _storage_io)."""
-        with _POOL_LOCK:
-            if "stdlib" not in self.storage_pool:
-                read = self.options.timeout.read
-                self.storage_pool["stdlib"] = ConnectionPool(timeout=read)
-            pool: ConnectionPool = self.storage_pool["stdlib"]
-        return pool
+        return self.sync_storage_http()
 
     def close(self) -> None:
         if self.owns_http:
             self.http.close()
-        if self.owns_storage:
-            for key in ("sync", "stdlib"):
-                if key in self.storage_pool:
-                    self.storage_pool.pop(key).close()
+        self._close_sync_storage()
 
     def request(self, method: str, path: str, body: Any) -> httpx.Response:
         """Send with retries; returns the final response (any status) or raises APIConnectionError."""
@@ -243,11 +252,23 @@ class AsyncTransport(_BaseTransport):
         client: httpx.AsyncClient = self.storage_pool["async"]
         return client
 
+    def download_slots(self) -> asyncio.Semaphore:
+        """At most as many download threads as storage connections (what httpx's pool allowed)."""
+        if "slots" not in self.storage_pool:
+            import asyncio  # not at import time: sync users never need it
+
+            from ._config import DEFAULT_LIMITS
+
+            self.storage_pool["slots"] = asyncio.Semaphore(DEFAULT_LIMITS.max_connections or 20)
+        slots: asyncio.Semaphore = self.storage_pool["slots"]
+        return slots
+
     async def aclose(self) -> None:
         if self.owns_http:
             await self.http.aclose()
         if self.owns_storage and "async" in self.storage_pool:
             await self.storage_pool.pop("async").aclose()
+        self._close_sync_storage()  # async downloads receive on threads through these too
 
     async def request(self, method: str, path: str, body: Any) -> httpx.Response:
         """Async twin of SyncTransport.request."""

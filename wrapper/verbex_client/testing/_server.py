@@ -34,6 +34,10 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     daemon_threads = False  # joined on server_close: no threads leak past stop()
     block_on_close = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a burst of new connections (a batch
+    # starting) overflows it and the kernel drops SYNs, which clients retry only
+    # after 1 s.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
         self.sandbox = sandbox
