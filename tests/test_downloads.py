@@ -129,18 +129,15 @@ class FsyncCounter:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        real_fsync, real_fdatasync = os.fsync, os.fdatasync
+        for name in ("fsync", "fdatasync"):
+            monkeypatch.setattr(os, name, self._counting(getattr(os, name)))
 
-        def fsync(fd: int) -> None:
+    def _counting(self, real: Callable[[int], None]) -> Callable[[int], None]:
+        def call(fd: int) -> None:
             self.calls += 1
-            real_fsync(fd)
+            real(fd)
 
-        def fdatasync(fd: int) -> None:
-            self.calls += 1
-            real_fdatasync(fd)
-
-        monkeypatch.setattr(os, "fsync", fsync)
-        monkeypatch.setattr(os, "fdatasync", fdatasync)
+        return call
 
 
 def test_downloads_are_fsynced_by_default(

@@ -157,14 +157,14 @@ def plan_batch(
     check_positive_int("concurrency", concurrency)
     check_expires_in_minutes(expires_in_minutes)
     check_bool("overwrite", overwrite)
-    check_bool("fsync", fsync)
+    fsync = check_bool("fsync", fsync)
     if not isinstance(dest_dir, str | os.PathLike):
         raise TypeError(f"dest_dir must be a str or os.PathLike, not {type(dest_dir).__name__}")
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable as progress(call_id, bytes_done, bytes_total_or_None)")
     directory = Path(dest_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    return ids, Manifest(directory, fsync=fsync is True)
+    return ids, Manifest(directory, fsync=fsync)
 
 
 def _per_call(progress: BatchProgress | None, call_id: str) -> Callable[[int, int | None], None] | None:

@@ -356,12 +356,33 @@ def download(
     preflight(dest_path, overwrite)
     signed = client.recordings.signed_url(call_id, expires_in_minutes=minutes)
     target = target_for(dest_path, signed, overwrite, claim_name and functools.partial(claim_name, call_id))
-    fetch = new_fetch(client, call_id, "truncate", threaded_hash=True)
+    return write_object(
+        new_fetch(client, call_id, "truncate", threaded_hash=True),
+        target,
+        lambda fetch: iter_object(client, fetch, signed, minutes, cancel, zero_copy=True),
+        overwrite=overwrite,
+        fsync=fsync,
+        progress=progress,
+    )
+
+
+def write_object(
+    fetch: ObjectFetch,
+    target: Path,
+    chunks_of: Callable[[ObjectFetch], Iterator[Buffer]],
+    *,
+    overwrite: bool,
+    fsync: bool,
+    progress: Progress | None,
+) -> DownloadResult:
+    """Receive the object into `target` through its `.part`: sync downloads, and async ones on
+    their thread. Blocking; failures leave a resumable `.part` or nothing.
+    """
     part = PartFile(target, fetch, fsync=fsync)
     try:
         part.open()
         _report(progress, fetch)
-        for chunk in iter_object(client, fetch, signed, minutes, cancel, zero_copy=True):
+        for chunk in chunks_of(fetch):
             part.write(chunk)
             _report(progress, fetch)
         part.finish(overwrite)
@@ -371,8 +392,12 @@ def download(
     finally:
         fetch.close()  # stops the hashing thread on every path
         release_receive_buffers()  # after close(): no chunk is still being hashed
+    return result_of(fetch, target)
+
+
+def result_of(fetch: ObjectFetch, target: Path) -> DownloadResult:
     return DownloadResult(
-        call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts, fetch.crc32c_hex
+        fetch.call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts, fetch.crc32c_hex
     )
 
 
@@ -493,12 +518,7 @@ async def _finish_off_loop(part: PartFile, overwrite: bool, then: Callable[[], o
         part.finish(overwrite)
         then()
 
-    finishing = asyncio.ensure_future(asyncio.to_thread(finish))
-    try:
-        await asyncio.shield(finishing)
-    except asyncio.CancelledError:
-        await finishing
-        raise
+    await _run_and_wait(finish)
 
 
 async def adownload(
@@ -521,14 +541,10 @@ async def adownload(
     target = target_for(dest_path, signed, overwrite, claim_name and functools.partial(claim_name, call_id))
     done: list[DownloadResult] = []
 
-    def record(fetch: ObjectFetch) -> None:
-        done.append(
-            DownloadResult(
-                call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts, fetch.crc32c_hex
-            )
-        )
+    def record(result: DownloadResult) -> None:
+        done.append(result)
         if on_finished is not None:
-            on_finished(done[0])
+            on_finished(result)
 
     if can_use_stdlib(signed.url, client._transport.stdlib_pool().proxies):
         await _adownload_on_thread(
@@ -543,7 +559,7 @@ async def adownload(
         async for chunk in aiter_object(client, fetch, signed, minutes):
             part.write(chunk)
             _report(progress, fetch)
-        await _finish_off_loop(part, overwrite, lambda: record(fetch))
+        await _finish_off_loop(part, overwrite, lambda: record(result_of(fetch, target)))
     except BaseException as error:
         part.abandon(error)
         raise
@@ -559,7 +575,7 @@ async def _adownload_on_thread(
     overwrite: bool,
     fsync: bool,
     progress: Progress | None,
-    record: Callable[[ObjectFetch], None],
+    record: Callable[[DownloadResult], None],
 ) -> None:
     """The sync zero-copy download on a thread of its own; the event loop only re-signs URLs and
     runs `progress`. httpx's async reads cost ~3x the CPU per byte, and file writes and fsync
@@ -579,75 +595,59 @@ async def _adownload_on_thread(
         signing[:] = [future]
         return future.result()
 
-    def report(done: int, total: int | None) -> None:
-        if progress is None:
-            return
-        callback = progress
-
+    def report_on_loop(done: int, total: int | None) -> None:
         def call() -> None:
             try:
-                callback(done, total)
+                progress(done, total)  # type: ignore[misc]  # only passed on when set
             except BaseException as error:  # raised out of adownload, as from the sync loop
                 callback_errors.append(error)
-                cancel.set()
-                aborter.abort()
+                stop()
 
         loop.call_soon_threadsafe(call)
 
-    def run() -> None:
-        fetch = new_fetch(client, call_id, "truncate", threaded_hash=True)
-        part = PartFile(target, fetch, fsync=fsync)
-        try:
-            part.open()
-            report(fetch.offset, fetch.total)
-            chunks = fetch_object(
-                fetch,
-                signed,
-                minutes,
-                open_reply=storage_opener(transport, zero_copy=True, aborter=aborter),
-                sign=sign,
-                sleep=cancel.wait if transport.hooks.sleep is time.sleep else transport.hooks.sleep,
-                cancel=cancel,
-            )
-            for chunk in chunks:
-                part.write(chunk)
-                report(fetch.offset, fetch.total)
-            part.finish(overwrite)
-            record(fetch)
-        except BaseException as error:
-            part.abandon(error)
-            raise
-        finally:
-            fetch.close()
-            release_receive_buffers()
-
-    async with transport.download_slots():
-        await _run_and_wait(run, cancel, aborter, signing)
-    if callback_errors:  # a progress callback raised: the download stopped, its error goes up
-        raise callback_errors[0]
-
-
-async def _run_and_wait(
-    run: Callable[[], None],
-    cancel: threading.Event,
-    aborter: Aborter,
-    signing: list[concurrent.futures.Future[SignedRecordingUrl]],
-) -> None:
-    """Run `run` on its thread; on cancellation stop it (event, socket, pending signing) and wait."""
-    finished = _run_on_thread(run)
-    try:
-        await asyncio.shield(finished)
-    except asyncio.CancelledError:
+    def stop() -> None:
         cancel.set()
         aborter.abort()
         for future in signing:
             future.cancel()
+
+    def chunks_of(fetch: ObjectFetch) -> Iterator[Buffer]:
+        return fetch_object(
+            fetch,
+            signed,
+            minutes,
+            open_reply=storage_opener(transport, zero_copy=True, aborter=aborter),
+            sign=sign,
+            sleep=cancel.wait if transport.hooks.sleep is time.sleep else transport.hooks.sleep,
+            cancel=cancel,
+        )
+
+    def run() -> None:
+        fetch = new_fetch(client, call_id, "truncate", threaded_hash=True)
+        report = report_on_loop if progress is not None else None
+        record(write_object(fetch, target, chunks_of, overwrite=overwrite, fsync=fsync, progress=report))
+
+    async with transport.download_slots():
+        try:
+            await _run_and_wait(run, stop)
+        except Cancelled:
+            if not callback_errors:
+                raise
+    if callback_errors:  # a progress callback raised: the download stopped, its error goes up
+        raise callback_errors[0]
+
+
+async def _run_and_wait(run: Callable[[], None], stop: Callable[[], None] = lambda: None) -> None:
+    """`run` on a thread of its own; a cancellation calls `stop` and waits for the thread to end,
+    so nothing it does (writing, renaming) happens behind the caller's back.
+    """
+    finished = _run_on_thread(run)
+    try:
+        await asyncio.shield(finished)
+    except asyncio.CancelledError:
+        stop()
         await _wait_for(finished)
         raise
-    except Cancelled:
-        if not cancel.is_set():
-            raise
-        # else a progress callback raised and set `cancel`: the caller raises its error
 
 
 def _run_on_thread(fn: Callable[[], None]) -> asyncio.Future[None]:

@@ -140,10 +140,7 @@ class Digests:
             self._apply(item)
 
     def update(self, data: Buffer) -> None:
-        if self._queue is not None:
-            self._queue.put(data)
-        else:
-            self._apply(data)
+        self._send(data)
 
     def reset(self) -> None:
         self._send(_RESET)
@@ -154,11 +151,12 @@ class Digests:
             self.md5_dropped = True
             self._send(_DROP_MD5)
 
-    def _send(self, marker: object) -> None:
+    def _send(self, item: object) -> None:
+        """To the hashing thread when there is one, else hashed (or applied) right here."""
         if self._queue is not None:
-            self._queue.put(marker)
+            self._queue.put(item)
         else:
-            self._apply(marker)
+            self._apply(item)
 
     def close(self) -> None:
         """Finish pending work and stop the thread (idempotent)."""
