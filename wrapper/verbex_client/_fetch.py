@@ -19,6 +19,7 @@ from typing import Literal
 
 import attrs
 
+from ._crc32c import Buffer, crc32c_extender
 from ._exceptions import DownloadError, IntegrityError
 from ._parsing import decode_body
 from ._retries import backoff_delay, is_retryable_status, parse_retry_after
@@ -27,17 +28,6 @@ RestartPolicy = Literal["truncate", "skip"]
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _XML_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
 _XML_MESSAGE = re.compile(r"<Message>([^<]{1,300})</Message>")
-
-
-def _crc32c_hasher() -> Callable[[bytes, int], int] | None:
-    """google-crc32c's C extension, or None (its pure-Python fallback is far too slow to use)."""
-    try:
-        import google_crc32c
-    except ImportError:
-        return None
-    if google_crc32c.implementation != "c":
-        return None
-    return lambda data, crc: int(google_crc32c.extend(crc, data))
 
 
 def parse_goog_hash(values: list[str]) -> dict[str, bytes]:
@@ -85,7 +75,6 @@ def is_expired_reply(status: int, code: str | None, message: str | None) -> bool
     return status == 403 and "expired" in (message or "").lower()
 
 
-Buffer = bytes | bytearray | memoryview
 HASH_QUEUE_DEPTH = 16  # chunks waiting for the hashing thread (see _storage_io.RING_SIZE)
 # Below this size, crc32c alone is hashed inline: starting a thread and handing
 # chunks over costs more than hashing a few MiB at several GB/s.
@@ -105,7 +94,7 @@ class Digests:
     """
 
     def __init__(self) -> None:
-        self._crc_fn = _crc32c_hasher()
+        self._crc_fn = crc32c_extender()
         self._md5: typing.Any = hashlib.md5()  # None once dropped
         self.md5_dropped = False
         self._crc = 0
@@ -131,8 +120,7 @@ class Digests:
         if self._md5 is not None:
             self._md5.update(data)
         if self._crc_fn is not None:
-            # google-crc32c takes only `bytes`
-            self._crc = self._crc_fn(data if isinstance(data, bytes) else bytes(data), self._crc)
+            self._crc = self._crc_fn(data, self._crc)
 
     def _run(self) -> None:
         assert self._queue is not None
