@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import socket
 import ssl
+import struct
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -23,12 +26,14 @@ from urllib.parse import urlsplit
 import httpx
 
 CHUNK_SIZE = 1 << 20
-# Receive buffers are recycled in a ring per thread (fresh 1 MiB buffers cost page
-# faults: ~1 ms per reply, a third of a 2 MiB download's time). A buffer is refilled
-# RING_SIZE chunks after it was handed out; the hashing thread's queue holds at most
-# _fetch.HASH_QUEUE_DEPTH chunks plus the one it is hashing, so by then it is done.
+# Receive buffers are recycled (fresh 1 MiB buffers cost page faults: ~1 ms per reply,
+# a third of a 2 MiB download's time). Each download thread hands them out in a ring;
+# a buffer is refilled RING_SIZE chunks after it was handed out, and the hashing
+# thread's queue holds at most _fetch.HASH_QUEUE_DEPTH chunks plus the one it is
+# hashing, so by then it is done. Between downloads they wait in a shared pool, so
+# the next download (on any thread: async downloads start one each) reuses them.
 RING_SIZE = 20
-RING_KEEP = 4  # buffers a thread keeps between downloads
+POOL_KEEP = 32  # idle buffers kept for later downloads (MiB); emptied when a client closes
 MAX_IDLE_PER_HOST = 32
 
 
@@ -39,19 +44,30 @@ class _Ring(threading.local):
 
     def next(self) -> bytearray:
         if len(self.buffers) < RING_SIZE and self.turn >= len(self.buffers):
-            self.buffers.append(bytearray(CHUNK_SIZE))
+            with _POOL_LOCK:
+                buffer = _POOL.pop() if _POOL else None
+            self.buffers.append(buffer or bytearray(CHUNK_SIZE))
         buffer = self.buffers[self.turn % len(self.buffers)]
         self.turn += 1
         return buffer
 
 
 _RING = _Ring()
+_POOL: list[bytearray] = []
+_POOL_LOCK = threading.Lock()
 
 
 def release_receive_buffers() -> None:
-    """After a download (its hashing finished): keep a few of this thread's buffers for the next."""
-    del _RING.buffers[RING_KEEP:]
-    _RING.turn = 0
+    """After a download (its hashing finished): its buffers go back to the pool for the next."""
+    buffers, _RING.buffers, _RING.turn = _RING.buffers, [], 0
+    with _POOL_LOCK:
+        _POOL.extend(buffers[: max(POOL_KEEP - len(_POOL), 0)])
+
+
+def drop_pooled_buffers() -> None:
+    """Free the idle buffers (a closing client: a service should not keep them for nothing)."""
+    with _POOL_LOCK:
+        _POOL.clear()
 
 
 # What a storage request can raise on the wire, from either path.
@@ -95,8 +111,9 @@ def httpx_opener(client: httpx.Client) -> Opener:
 
 
 class _StdlibReply:
-    def __init__(self, response: http.client.HTTPResponse) -> None:
+    def __init__(self, response: http.client.HTTPResponse, direct: _DirectBody | None = None) -> None:
         self._response = response
+        self._direct = direct
         self.status_code = response.status
         self.headers: Mapping[str, str] = response.headers  # type: ignore[assignment]  # Message: a str mapping
         self.goog_hash = response.headers.get_all("x-goog-hash") or []
@@ -105,12 +122,92 @@ class _StdlibReply:
         return self._response.read()
 
     def chunks(self) -> Iterator[bytearray | memoryview]:
+        response = self._response
+        length = response.length
+        if self._direct is not None and length is not None and length > io.DEFAULT_BUFFER_SIZE:
+            yield from self._direct.chunks(response, length)
+            return
         while True:
             buffer = _RING.next()
-            n = self._response.readinto(buffer)
+            n = response.readinto(buffer)
             if not n:
                 return
             yield memoryview(buffer)[:n]
+
+    @property
+    def reusable(self) -> bool:
+        """Body read to its end and the server keeps the connection open."""
+        response = self._response
+        return response.isclosed() and not response.will_close and not response.length
+
+
+class _DirectBody:
+    """Linux, plain http, a Content-Length body: fill each buffer with recv(MSG_WAITALL).
+
+    `http.client` receives whatever a loopback or LAN socket holds at the time
+    (often 64-100 KiB), one poll() and one recv() each: a GIL hand-over every
+    time, which adds up when many threads download at once. Here the socket
+    blocks (its read timeout moved into SO_RCVTIMEO) until a whole 1 MiB
+    buffer is there. A read that times out after receiving some bytes returns
+    them and is simply repeated, so a slow link never looks stalled; no byte
+    for a whole read timeout raises TimeoutError (after one to two timeouts).
+    """
+
+    def __init__(self, sock: socket.socket, timeout: float | None) -> None:
+        self.sock, self.timeout = sock, timeout
+
+    def chunks(self, response: http.client.HTTPResponse, length: int) -> Iterator[memoryview]:
+        """The body (`length` > http.client's buffer size) in full buffers; stops early at EOF."""
+        remaining = length
+        self.sock.settimeout(None)
+        try:
+            first = True
+            while remaining:
+                view = memoryview(_RING.next())[: min(remaining, CHUNK_SIZE)]
+                n = 0
+                if first:
+                    # http.client may hold the body's first bytes (at most its buffer size, less
+                    # than we ask for): readinto1 hands those over and leaves its buffer empty.
+                    n = response.fp.readinto1(view) or 0  # None: SO_RCVTIMEO ran out
+                    first = False
+                stalled: TimeoutError | None = None
+                try:
+                    while n < len(view) and (got := self._recv(view[n:])):
+                        n += got
+                except TimeoutError as error:
+                    stalled = error
+                if n:
+                    yield view[:n]  # kept even when the server then went silent: resumed from here
+                    remaining -= n
+                if stalled is not None:
+                    raise stalled
+                if n < len(view):  # the server closed the connection early
+                    return
+            response.close()  # read to the end: the connection may serve another request
+            response.length = 0
+        finally:
+            self.sock.settimeout(self.timeout)
+
+    def _recv(self, view: memoryview) -> int:
+        """Bytes received into `view`: all of it, fewer after a timeout or at EOF (0)."""
+        try:
+            return self.sock.recv_into(view, len(view), socket.MSG_WAITALL)
+        except BlockingIOError:  # SO_RCVTIMEO ran out with nothing received
+            raise TimeoutError("storage read timed out") from None
+
+
+_DIRECT_READS = sys.platform.startswith("linux") and hasattr(socket, "MSG_WAITALL")
+
+
+def _direct_body(conn: http.client.HTTPConnection, timeout: float | None, fresh: bool) -> _DirectBody | None:
+    sock = conn.sock
+    if not _DIRECT_READS or not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
+        return None  # TLS sockets take no recv flags
+    if fresh and timeout is not None:
+        seconds = int(timeout)
+        micros = int((timeout - seconds) * 1e6) or (0 if seconds else 1)  # 0 would mean "never"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros))
+    return _DirectBody(sock, timeout)
 
 
 class Aborter:
@@ -184,12 +281,14 @@ class ConnectionPool:
                     raise
                 conn.close()  # the server closed an idle keep-alive connection: one fresh try
                 conn = self._connect(*key)
+                reused = False
                 watch(conn)
                 conn.request("GET", target, headers={"Accept-Encoding": "identity", **headers})
                 watch(conn)
                 response = conn.getresponse()
-            yield _StdlibReply(response)
-            reusable = response.isclosed() and not response.will_close
+            reply = _StdlibReply(response, _direct_body(conn, self.timeout, fresh=not reused))
+            yield reply
+            reusable = reply.reusable
         finally:
             watch(None)
             if reusable:
@@ -207,6 +306,7 @@ class ConnectionPool:
         for conns in idle.values():
             for conn in conns:
                 conn.close()
+        drop_pooled_buffers()
 
 
 def can_use_stdlib(url: str, proxies: Mapping[str, str] | None = None) -> bool:

@@ -97,11 +97,13 @@ class Sandbox:
         self.faults = FaultQueue()
         self.api_latency = 0.0
         self.storage_latency = 0.0
+        self.storage_bytes_per_second: float | None = None  # a slow link for every body (None: full speed)
         # Which x-goog-hash values storage sends: GCS sends both; composite objects only
         # crc32c; S3-style stores only an md5 (as the ETag).
         self.storage_hashes: tuple[str, ...] = ("crc32c", "md5")
         self._secret = secrets.token_bytes(32)
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # ends injected delays and stalls at once on stop()
         self._objects: dict[str, _Recording] = {}
         self._by_path: dict[str, StoredObject] = {}
         self._requests: list[RecordedRequest] = []
@@ -121,6 +123,7 @@ class Sandbox:
         if self._server is not None:
             return self
         self._tmp = tempfile.mkdtemp(prefix="verbex-sandbox-")
+        self._stopping.clear()
         self._server = SandboxHTTPServer((self.host, self._port), self)
         self._last_base_url = self.base_url
         self._thread = threading.Thread(
@@ -137,6 +140,7 @@ class Sandbox:
         server, self._server = self._server, None
         if server is None:
             return
+        self._stopping.set()
         server.shutdown()
         server.close_connections()
         server.server_close()  # joins handler threads
@@ -308,6 +312,10 @@ class Sandbox:
         """Promise the full body, send `after_bytes` of it, then drop the connection."""
         self.faults.add(Fault("storage", "cut", count, after_bytes=after_bytes))
 
+    def stall_next_download(self, after_bytes: int, seconds: float, *, count: int = 1) -> None:
+        """Send `after_bytes` of the body, go silent for `seconds`, then send the rest."""
+        self.faults.add(Fault("storage", "stall", count, after_bytes=after_bytes, seconds=seconds))
+
     def corrupt_next_download(self, *, at: int | None = None, count: int = 1) -> None:
         """Flip one byte (object offset `at`, default the middle of what is sent)."""
         self.faults.add(Fault("storage", "corrupt", count, at=at))
@@ -341,8 +349,13 @@ class Sandbox:
         with self._lock:
             self._pending_limits.clear()
         self.api_latency = self.storage_latency = 0.0
+        self.storage_bytes_per_second = None
 
     # -- used by the handler ------------------------------------------------------------------
+
+    def _pause(self, seconds: float) -> None:
+        """An injected delay or stall; cut short when the sandbox stops (nobody is waiting then)."""
+        self._stopping.wait(seconds)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

@@ -8,9 +8,8 @@ import socket
 import struct
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ._faults import Fault
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from ._sandbox import Sandbox
 
 API_PATH = "/v1/call-recording/signed-url"
+_SLICE = 16 << 10  # bytes per paced send (storage_bytes_per_second)
 _DEFAULT_ERROR_BODIES = {
     429: {"error": "rate_limited", "message": "Too many requests"},
     500: {"error": "internal_error", "message": "Internal server error"},
@@ -153,7 +153,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _common_fault(self, fault: Fault) -> bool:
         """Apply a fault that any target shares; True when the request is answered."""
         if fault.action == "delay":
-            time.sleep(fault.seconds)
+            self.sandbox._pause(fault.seconds)
             return False
         if fault.action == "reset":
             self._reset()
@@ -218,7 +218,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _api(self, body: bytes) -> None:
         sandbox = self.sandbox
         if sandbox.api_latency:
-            time.sleep(sandbox.api_latency)
+            sandbox._pause(sandbox.api_latency)
         fault = sandbox.faults.take("api")
         if fault is not None and self._common_fault(fault):
             return
@@ -251,7 +251,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _storage(self) -> None:
         sandbox = self.sandbox
         if sandbox.storage_latency:
-            time.sleep(sandbox.storage_latency)
+            sandbox._pause(sandbox.storage_latency)
         fault = sandbox.faults.take("storage")
         if fault is not None and self._common_fault(fault):
             return
@@ -274,6 +274,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._storage_error(error, extra)
             return
         self._serve_object(obj, byte_range, fault, signature)
+
+    def _send_file(self, f: BinaryIO, offset: int, count: int) -> int:
+        """sendfile, or paced to `storage_bytes_per_second` in 16 KiB slices (a slow link)."""
+        rate = self.sandbox.storage_bytes_per_second
+        if not count:
+            return 0
+        if not rate:
+            return int(self.connection.sendfile(f, offset, count))
+        sent = 0
+        for _ in range(-(-count // _SLICE)):  # bounded: one slice per step
+            sent += int(self.connection.sendfile(f, offset + sent, min(_SLICE, count - sent)))
+            self.sandbox._pause(_SLICE / rate)
+        return sent
 
     def _serve_object(
         self, obj: StoredObject, byte_range: tuple[int, int] | None, fault: Fault | None, signature: str
@@ -314,8 +327,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.wfile.write(bytes(data))
             sent = len(data)
         else:
+            stall = fault if fault is not None and fault.action == "stall" else None
             with open(obj.path, "rb") as f:
-                sent = self.connection.sendfile(f, start, send_length) if send_length else 0
+                sent = self._send_file(
+                    f, start, min(stall.after_bytes, send_length) if stall else send_length
+                )
+                if stall is not None and sent < send_length:
+                    self.sandbox._pause(stall.seconds)
+                    sent += self._send_file(f, start + sent, send_length - sent)
         self.sandbox._count_bytes(signature, sent)
         if send_length < declared:
             # Promised more than we sent: end the connection so the client sees it.
