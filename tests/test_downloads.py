@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import inspect
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,47 @@ def test_cut_connections_resume_from_the_bytes_on_disk(
     assert sb.storage_requests()[1].headers["Range"] == f"bytes={cut}-"
 
 
+def test_storage_silent_for_the_read_timeout_mid_body_is_dropped_and_resumed(
+    mode: str, sb: Sandbox, tmp_path: Path
+) -> None:
+    """The bytes received before the silence are kept; the silence itself is not waited out."""
+    sb.stall_next_download(300_000, seconds=4.0)
+    started = time.monotonic()
+    result = download(mode, sb, tmp_path, client_options={"timeout": 0.3})
+    assert time.monotonic() - started < 3.0  # well under the 4 s silence
+    assert only_target(tmp_path).read_bytes() == DATA
+    assert result.resumed and result.attempts == 2 and result.crc32c == CRC
+    assert sb.storage_requests()[1].headers["Range"] == "bytes=300000-"
+
+
+def test_a_slow_but_steady_link_is_not_mistaken_for_a_stall(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    """Filling a 1 MiB buffer takes ~0.5 s here, longer than the read timeout: bytes keep coming,
+    so the one reply carries the whole object."""
+    sb.storage_bytes_per_second = 2_000_000
+    result = download(mode, sb, tmp_path, client_options={"timeout": 0.2})
+    assert only_target(tmp_path).read_bytes() == DATA
+    assert result.attempts == 1 and not result.resumed
+    assert len(sb.storage_requests()) == 1
+
+
+def test_a_symlink_named_like_the_target_or_its_part_is_never_written_through(
+    mode: str, sb: Sandbox, tmp_path: Path
+) -> None:
+    """A link planted in the destination must not redirect the download outside it."""
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"keep me")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / NAME).symlink_to(outside)
+    with pytest.raises(ValueError, match="outside"):
+        download(mode, sb, dest, overwrite=True)
+    (dest / NAME).unlink()
+    (dest / f"{NAME}.part").symlink_to(outside)
+    with pytest.raises(OSError):
+        download(mode, sb, dest)
+    assert outside.read_bytes() == b"keep me"
+
+
 def test_repeated_failures_without_progress_are_bounded(mode: str, sb: Sandbox, tmp_path: Path) -> None:
     sb.cut_next_download(0, count=50)
     sleeps = SleepRecorder()
@@ -333,6 +375,34 @@ def test_without_the_crc32c_c_extension_md5_verifies(
         download(mode, sb, tmp_path)
     result = download(mode, sb, tmp_path)
     assert (result.md5, result.crc32c) == (MD5, None)
+
+
+def test_crc32c_through_the_library_in_place_matches_google_crc32c_for_every_buffer_kind() -> None:
+    """The ctypes path (no copy, GIL released) is what downloads use here; any buffer gives the same crc."""
+    from verbex_client import _crc32c
+
+    extend = _crc32c.crc32c_extender()
+    assert extend is not None and extend is _crc32c._native_extend()  # the wheel's library was found
+    data = bytearray(os.urandom(3 << 20))
+    expected = google_crc32c.value(bytes(data))
+    view = memoryview(data)
+    assert extend(data, 0) == extend(view, 0) == extend(bytes(data), 0) == expected
+    assert extend(view[12345:], extend(view[:12345], 0)) == expected  # chunked, as received
+    assert extend(memoryview(bytes(data)), 0) == expected  # read-only: copied
+    assert extend(view[::2], 0) == google_crc32c.value(bytes(data[::2]))  # strided: copied
+    assert extend(b"", 7) == extend(bytearray(), 7) == 7
+
+
+def test_crc32c_without_the_library_falls_back_to_google_crc32c_extend(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verbex_client import _crc32c
+
+    monkeypatch.setattr(_crc32c, "_native_extend", lambda: None)
+    sb.corrupt_next_download(at=10)
+    with pytest.raises(vc.IntegrityError, match="crc32c"):
+        download(mode, sb, tmp_path)
+    assert download(mode, sb, tmp_path).crc32c == CRC
 
 
 def test_hashes_from_a_resumed_reply_add_to_the_first(

@@ -1,6 +1,7 @@
 """Where a downloaded recording may land: server file names reduced to safe base names.
 
-I/O-free except for asking whether `dest` is a directory; shared by sync and async.
+I/O-free except for asking whether `dest` is a directory and whether a name is a symlink;
+shared by sync and async.
 """
 
 from __future__ import annotations
@@ -35,16 +36,25 @@ def safe_file_name(file_name: object, call_id: str) -> str:
     return name if name not in ("", ".bin") else "recording.bin"
 
 
-def resolve_target(dest: str | os.PathLike[str], file_name: str | None, call_id: str) -> Path:
-    """The file a download writes: inside `dest` when it is a directory, else `dest` itself."""
+def resolve_target(
+    dest: str | os.PathLike[str], file_name: str | None, call_id: str, *, dest_is_dir: bool | None = None
+) -> Path:
+    """The file a download writes: inside `dest` when it is a directory, else `dest` itself.
+
+    `dest_is_dir` saves asking the file system again when the caller already did.
+    """
     path = Path(dest)
-    if path.is_dir():
-        target = path / safe_file_name(file_name, call_id)
-        # Belt and braces: the name has no separators, but prove it stays inside.
-        if target.resolve().parent != path.resolve():
-            raise ValueError(f"refusing to write outside {path}")
-        return target
-    return path
+    if dest_is_dir is None:
+        dest_is_dir = path.is_dir()
+    if not dest_is_dir:
+        return path
+    target = path / safe_file_name(file_name, call_id)
+    # Belt and braces: the name has no separators, but prove it stays inside, including
+    # through an existing symbolic link of that name (resolved only then: one lstat, not a
+    # walk of every path component per download).
+    if target.parent != path or (target.is_symlink() and target.resolve().parent != path.resolve()):
+        raise ValueError(f"refusing to write outside {path}")
+    return target
 
 
 def part_path(target: Path) -> Path:
