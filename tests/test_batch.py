@@ -71,6 +71,23 @@ def test_concurrency_is_bounded(mode: str, sb: Sandbox, tmp_path: Path) -> None:
     assert sb.peak_storage_in_flight == 2
 
 
+def test_urls_are_signed_ahead_but_at_most_one_wave_ahead(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    """The next recordings' API calls overlap the current downloads, yet URLs are never signed
+    long before use (they expire): at most `concurrency` beyond the downloads under way."""
+    sb.delay_next(1.0, target="storage", count=2)  # the first two downloads wait a second
+    signed_when_first_bytes_came: list[int] = []
+
+    def progress(call_id: str, done: int, total: int | None) -> None:
+        if done and not signed_when_first_bytes_came:
+            signed_when_first_bytes_came.append(len(sb.api_requests()))
+
+    assert many(mode, sb, list(RECORDINGS), tmp_path, concurrency=2, progress=progress).ok
+    # Signing in front of each download: 2 (nothing more was signed during the wait). Two ahead:
+    # 4, or 5 once a worker has taken the next one. Unbounded: all 6.
+    assert 4 <= signed_when_first_bytes_came[0] <= 5
+    assert len(sb.api_requests()) == len(RECORDINGS)
+
+
 def test_calls_sharing_a_file_name_get_distinct_files_and_a_rerun_skips_them(
     mode: str, sb: Sandbox, tmp_path: Path
 ) -> None:

@@ -275,11 +275,11 @@ def download_many(
     return BatchResult(tuple(items[cid] for cid in ids))
 
 
-SIGNED_PER_SIGNER = 8  # download workers one signing thread (or task) keeps supplied
+SIGNED_PER_SIGNER = 16  # download workers one signing thread (or task) keeps supplied
 
 
 def signing_threads(concurrency: int, calls: int) -> int:
-    """How many sign URLs at once for `concurrency` download workers: one per eight, at least one."""
+    """How many sign URLs at once for `concurrency` download workers: one per sixteen, at least one."""
     return max(min(-(-concurrency // SIGNED_PER_SIGNER), calls), 1)
 
 

@@ -17,7 +17,8 @@ _UNSAFE = re.compile(r'[<>:"|?*\\/]')
 
 def _reduce(name: str) -> str:
     name = name.replace("\\", "/").rsplit("/", 1)[-1]  # keep only the last path component
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")  # control, format, surrogate
+    if not name.isprintable():  # printable means no category C: skip the per-character scan
+        name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")  # control, format, surrogate
     name = _UNSAFE.sub("_", name).strip().lstrip(".").strip()
     while len(name.encode("utf-8")) > MAX_NAME_BYTES:
         stem, dot, ext = name.rpartition(".")
