@@ -385,27 +385,36 @@ MISSES = [
     "  leave the kernel to write back), and our default, which fsyncs before the atomic rename,",
     "  against `curl -o` followed by `sync FILE`. Our times include signing the URL (an API call);",
     "  curl's do not. Kept: crc32c (google-crc32c, several GB/s) verifies instead of md5 (~0.6",
-    "  GB/s here) whenever storage gives one, as GCS always does; `http.client.readinto` into",
-    "  receive buffers recycled per thread; hashing on its own thread for big objects; background",
+    "  GB/s here) whenever storage gives one, as GCS always does; the body received straight",
+    "  into recycled 1 MiB buffers (`recv(MSG_WAITALL)` on Linux, else `http.client.readinto`);",
+    "  hashing on its own thread for big objects; background",
     "  `fdatasync` every 32 MiB so the final fsync is short. The default against plain curl is",
     "  bounded by the disk (`dd conv=fdatasync` writes ~0.3 GB/s here), so it is reported, not",
     "  targeted. Not needed, so not built: sliced parallel ranges (one stream already outruns",
     "  curl; on 2 cores more streams would compete with the hashing and nginx).",
     "- **Bulk speed-up.** Not the server: nginx and the helper use a fraction of a CPU-second",
-    "  per batch (CPU columns). The client: even with no added latency it needs about as long",
-    "  for the batch as at concurrency 16 with latency (headroom line), about 230 MiB/s of",
-    "  2 MiB recordings against ~1 GB/s for one large one, so the 50 ms waits (13 waves x 50 ms",
-    "  at concurrency 16) are not what bounds it. Per recording the client signs a URL through",
-    "  httpx, opens a storage request, receives, hashes, writes and renames: ~7 ms of CPU, about",
-    "  half of it holding the GIL (py-spy: the httpx API call alone is ~45% of that), so more",
-    "  threads add no speed (64 is no faster than 16). With fsync on, the disk adds its own",
-    "  bound. Tried and kept: per-thread receive buffers (fresh 1 MiB buffers cost page faults",
-    "  on every reply), crc32c inline for small objects (a hashing thread per download cost",
-    "  more than the hash), proxy settings read once, no TLS context for plain-http storage,",
-    "  manifest fsync outside its lock. Tried and dropped: a shorter GIL switch interval (no",
-    "  gain). Async downloads now receive on a thread through the same stdlib path (httpx's",
-    "  async 64 KiB reads cost ~3x the CPU per byte), but `AsyncVerbex.download_many` still",
-    "  takes about twice as long as the sync one at concurrency 16 here.",
+    "  per batch (CPU columns). The client is CPU- and GIL-bound on 2 cores: per recording it",
+    "  signs a URL through httpx, sends the storage request, receives, hashes, writes and renames,",
+    "  ~7-9 ms of CPU, a third to a half of it holding the GIL, and 16 threads hand the GIL to",
+    "  each other at every system call. This machine also charges for fresh memory: writing",
+    "  into page cache freed a few seconds earlier (handed back to the VM's host) runs at ~0.5",
+    "  GB/s against ~2.7 GB/s for just-freed pages (`dd`), ~1 ms of CPU per 2 MiB file. With",
+    "  fsync on, the disk bounds it: 400 MiB at `dd conv=fdatasync`'s ~0.3 GB/s is ~1.3 s, so",
+    "  about 10x is the ceiling there before any client work. What moved it (py-spy `--gil`,",
+    "  strace, A/B runs): `download_many` signs URLs on a thread of its own just ahead of the",
+    "  downloads (each worker calling the API first waited ~30 ms per call at 16); bodies are",
+    "  received a full 1 MiB buffer per `recv(MSG_WAITALL)` instead of a poll and a recv per",
+    "  64-100 KiB; crc32c runs in google-crc32c's C library through ctypes, in place and without",
+    "  the GIL (the copy for `extend()` and the hash were an eighth of all GIL-held time); the",
+    "  `.part` is a raw descriptor and the target check no longer walks every path component",
+    "  (voluntary context switches per batch fell from ~15k to ~8k); receive buffers are pooled",
+    "  across threads, which is what brought `AsyncVerbex.download_many` (a thread per download)",
+    "  from about twice the sync time to near it. Kept from before: per-thread buffer rings,",
+    "  crc32c inline for small objects, proxy settings read once. Tried and dropped: a shorter",
+    "  GIL switch interval (no gain), two signing threads per 16 workers (one was faster),",
+    "  replacing the previous run's files instead of a fresh directory (renaming over 200",
+    "  files costs more than it saves). The remaining GIL time is mostly httpx's API call and",
+    "  `http.client`'s request and header parsing; more threads add contention, not speed.",
     "- **Async per call.** `sniffio` is a dependency because httpcore retries a failed import",
     "  of it on every async request (~1 ms each without it); raw httpx in the same venv",
     "  benefits equally, so the ratios compare the clients, not the import.",
@@ -578,14 +587,17 @@ def _bulk(ours: Path, work: Path, sizes: Sizes, summary: list[tuple[str, ...]]) 
     server_cpu: dict[str, Figure] = {}
     client_cpu: dict[str, Figure] = {}
 
-    def run(c: int, fsync: bool, pids: list[int]) -> float:
+    def run(c: int, fsync: bool, pids: list[int], flavour: str = "sync") -> float:
         shutil.rmtree(dest, ignore_errors=True)
         before = _server_cpu_seconds(pids)
         mode = "fsync" if fsync else "nofsync"
-        result = worker(ours, "bulk", api, "bench-key", sizes.bulk_count, c, dest, mode)
-        server_cpu.setdefault(f"{c}-{mode}", Figure()).values.append(_server_cpu_seconds(pids) - before)
-        client_cpu.setdefault(f"{c}-{mode}", Figure()).values.append(result["cpu"])
+        result = worker(ours, "bulk", api, "bench-key", sizes.bulk_count, c, dest, mode, flavour)
+        key = f"{c}-{mode}" + ("-async" if flavour == "async" else "")
+        server_cpu.setdefault(key, Figure()).values.append(_server_cpu_seconds(pids) - before)
+        client_cpu.setdefault(key, Figure()).values.append(result["cpu"])
         return result["seconds"]
+
+    key_c = 16 if 16 in sizes.bulk_concurrency else max(sizes.bulk_concurrency)
 
     with Nginx(work, [], storage) as nginx:
         assert nginx.proc is not None
@@ -595,9 +607,12 @@ def _bulk(ours: Path, work: Path, sizes: Sizes, summary: list[tuple[str, ...]]) 
             figs = interleaved(
                 sizes.bulk_rounds,
                 {
-                    (c, fsync): (lambda c=c, fsync=fsync: run(c, fsync, pids))
-                    for fsync in (True, False)
-                    for c in sizes.bulk_concurrency
+                    **{
+                        (c, fsync): (lambda c=c, fsync=fsync: run(c, fsync, pids))
+                        for fsync in (True, False)
+                        for c in sizes.bulk_concurrency
+                    },
+                    (key_c, "async"): lambda: run(key_c, False, pids, "async"),
                 },
             )
         finally:
@@ -635,6 +650,11 @@ def _bulk(ours: Path, work: Path, sizes: Sizes, summary: list[tuple[str, ...]]) 
         "",
         "CPU columns are for the `fsync=False` runs: the client's own process time, and nginx's",
         "plus the helper's. Two cores in all; CPU seconds near twice the wall time mean CPU-bound.",
+        "",
+        f"`AsyncVerbex.download_many`, concurrency {key_c}, `fsync=False`: "
+        f"{figs[(key_c, 'async')].span(1, '.2f')} s, "
+        f"{ratio(figs[(1, False)], figs[(key_c, 'async')]).span(1, '.1f')}x the sync run at concurrency 1 "
+        f"(client CPU {client_cpu[f'{key_c}-nofsync-async'].median:.2f} s).",
     ]
     cpu = server_cpu[f"{top}-nofsync"].median  # the last runs: the no-latency ones
     lines += [
@@ -643,7 +663,6 @@ def _bulk(ours: Path, work: Path, sizes: Sizes, summary: list[tuple[str, ...]]) 
         f"{no_latency.span(1, '.2f')} s ({mib / no_latency.median:.0f} MiB/s) and the servers use "
         f"{cpu:.2f} CPU-seconds of it: the server is not what limits the runs above.",
     ]
-    key_c = 16 if 16 in sizes.bulk_concurrency else max(sizes.bulk_concurrency)
     for fsync, label in ((True, "default (fsync)"), (False, "`fsync=False`")):
         speedup = ratio(figs[(1, fsync)], figs[(key_c, fsync)]).median
         summary.append(

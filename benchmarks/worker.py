@@ -174,18 +174,34 @@ def profile(url: str, calls: int) -> dict[str, float]:
     return out
 
 
-def bulk(url: str, key: str, count: int, concurrency: int, dest: str, fsync: bool) -> dict[str, float]:
+def bulk(
+    url: str, key: str, count: int, concurrency: int, dest: str, fsync: bool, use_async: bool = False
+) -> dict[str, float]:
     """Wall seconds of one download_many, and the CPU seconds this process spent in it."""
     import verbex_client._batch  # loaded before timing, as in a running service
     import verbex_client._download  # noqa: F401
-    from verbex_client import Verbex
+    from verbex_client import AsyncVerbex, Verbex
 
-    with Verbex(api_key=key, base_url=url) as client:
-        cpu, started = time.process_time(), time.perf_counter()
-        result = client.recordings.download_many(
-            [f"bulk-{i}" for i in range(count)], dest, concurrency=concurrency, overwrite=True, fsync=fsync
-        )
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    ids = [f"bulk-{i}" for i in range(count)]
+    if use_async:
+        import asyncio
+
+        async def run() -> tuple[Any, float, float]:
+            async with AsyncVerbex(api_key=key, base_url=url) as client:
+                cpu, started = time.process_time(), time.perf_counter()
+                result = await client.recordings.download_many(
+                    ids, dest, concurrency=concurrency, overwrite=True, fsync=fsync
+                )
+                return result, time.perf_counter() - started, time.process_time() - cpu
+
+        result, seconds, cpu = asyncio.run(run())
+    else:
+        with Verbex(api_key=key, base_url=url) as client:
+            cpu, started = time.process_time(), time.perf_counter()
+            result = client.recordings.download_many(
+                ids, dest, concurrency=concurrency, overwrite=True, fsync=fsync
+            )
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     if not result.ok:
         raise SystemExit(f"bulk download failed: {result.failed[0].error}")
     return {"seconds": seconds, "cpu": cpu}
@@ -264,7 +280,8 @@ def main(argv: list[str]) -> None:
         result = profile(argv[1], int(argv[2]))
     elif kind == "bulk":
         fsync = argv[6] == "fsync"
-        result = bulk(argv[1], argv[2], int(argv[3]), int(argv[4]), argv[5], fsync)
+        use_async = len(argv) > 7 and argv[7] == "async"
+        result = bulk(argv[1], argv[2], int(argv[3]), int(argv[4]), argv[5], fsync, use_async)
     elif kind == "serve":
         serve_bulk(int(argv[1]), argv[2], float(argv[3]))
         return

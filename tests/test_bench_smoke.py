@@ -38,6 +38,7 @@ def test_benchmark_smoke_run() -> None:
         "verbex --help",
         "download 1 MiB",
         "bulk speed-up",
+        "AsyncVerbex.download_many`, concurrency",
     ):
         assert figure in report, figure
     assert "| openai |" in report and "| retell-sdk |" in report and "| curl -o |" in report
