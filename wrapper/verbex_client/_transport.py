@@ -129,6 +129,8 @@ class _BaseTransport:
         # the API key can never travel to the storage host. Shared by copies.
         self.storage_pool: dict[str, Any] = {}
         self.owns_storage = True
+        # Parsed once per path: httpx would parse the URL string again on every request.
+        self._urls: dict[str, httpx.URL] = {}
 
     def _sharing_pool_of(self, parent: _BaseTransport) -> Self:
         self.storage_pool, self.owns_storage = parent.storage_pool, False
@@ -166,7 +168,8 @@ class _BaseTransport:
     def _request_args(self, method: str, path: str, body: Any) -> dict[str, Any]:
         args: dict[str, Any] = {
             "method": method,
-            "url": self.options.base_url + path,
+            "url": self._urls.get(path)
+            or self._urls.setdefault(path, httpx.URL(self.options.base_url + path)),
             "json": body,
             "timeout": self.options.timeout,
         }
