@@ -580,6 +580,28 @@ def test_receive_buffers_recycled_across_downloads_never_corrupt_a_lagging_hash(
             assert (tmp_path / f"{call_id}.bin").read_bytes() == data
 
 
+def test_receive_buffers_are_pooled_across_threads_and_freed_when_the_client_closes(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    """Async downloads run on a new thread each: without the shared pool every one faulted in
+    fresh buffers. The pool is capped, and a closed client leaves none behind."""
+    from verbex_client import _storage_io
+
+    sb.add_recording("two-mib", os.urandom(2 << 20), file_name="two-mib.bin")
+
+    async def run() -> None:
+        async with sb.async_client() as client:
+            await client.recordings.download("two-mib", tmp_path / "a.bin")
+            pooled = list(_storage_io._POOL)
+            assert 1 <= len(pooled) <= _storage_io.POOL_KEEP
+            await client.recordings.download("two-mib", tmp_path / "b.bin", overwrite=True)
+            assert {id(b) for b in _storage_io._POOL} == {id(b) for b in pooled}  # the same ones, no new
+        assert _storage_io._POOL == []
+
+    asyncio.run(run())
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
+
+
 def test_async_cancel_while_storage_stalls_returns_promptly(sb: Sandbox, tmp_path: Path) -> None:
     """The receiving thread is unblocked by shutting its socket down, not left to a read timeout."""
     sb.delay_next(4.0, target="storage")
