@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import os
 import threading
 import time
@@ -94,18 +93,35 @@ def preflight(dest: Path, overwrite: bool) -> bool:
 NameClaim = Callable[[str, str], str]  # (call_id, safe file name) -> the name to use
 
 
+def plan_download(
+    call_id: object,
+    expires_in_minutes: object,
+    dest: object,
+    progress: object,
+    *,
+    overwrite: object,
+    fsync: object,
+) -> tuple[str, int, Path, bool]:
+    """Every check made before any request, for both twins: the arguments, then `dest` on
+    disk. Returns (call_id, minutes, dest, whether dest is a directory)."""
+    call_id, minutes, dest_path = check_download_args(
+        call_id, expires_in_minutes, dest, progress, overwrite=overwrite, fsync=fsync
+    )
+    return call_id, minutes, dest_path, preflight(dest_path, bool(overwrite))
+
+
 def target_for(
     dest: Path,
     signed: SignedRecordingUrl,
+    call_id: str,
     overwrite: bool,
-    claim: Callable[[str], str] | None = None,
-    *,
+    claim_name: NameClaim | None,
     dest_is_dir: bool,
 ) -> Path:
-    """The file to write, checked before any byte is fetched (`claim` may rename it, see _batch)."""
+    """The file to write, checked before any byte is fetched (`claim_name` may rename it, see _batch)."""
     target = resolve_target(dest, signed.file_name, signed.call_id, dest_is_dir=dest_is_dir)
-    if claim is not None and dest_is_dir:
-        target = target.with_name(claim(target.name))
+    if claim_name is not None and dest_is_dir:
+        target = target.with_name(claim_name(call_id, target.name))
     if not overwrite and target.exists():
         raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
     return target
@@ -374,19 +390,12 @@ def download(
     signed: SignedRecordingUrl | None = None,
 ) -> DownloadResult:
     """`signed`: a URL download_many signed ahead (re-signed here if it expires before use)."""
-    call_id, minutes, dest_path = check_download_args(
+    call_id, minutes, dest_path, dest_is_dir = plan_download(
         call_id, expires_in_minutes, dest, progress, overwrite=overwrite, fsync=fsync
     )
-    dest_is_dir = preflight(dest_path, overwrite)
     if signed is None:
         signed = client.recordings.signed_url(call_id, expires_in_minutes=minutes)
-    target = target_for(
-        dest_path,
-        signed,
-        overwrite,
-        claim_name and functools.partial(claim_name, call_id),
-        dest_is_dir=dest_is_dir,
-    )
+    target = target_for(dest_path, signed, call_id, overwrite, claim_name, dest_is_dir)
     return write_object(
         new_fetch(client, call_id, "truncate", threaded_hash=True),
         target,
@@ -566,19 +575,12 @@ async def adownload(
     signed: SignedRecordingUrl | None = None,
 ) -> DownloadResult:
     """`signed`: a URL download_many signed ahead (re-signed here if it expires before use)."""
-    call_id, minutes, dest_path = check_download_args(
+    call_id, minutes, dest_path, dest_is_dir = plan_download(
         call_id, expires_in_minutes, dest, progress, overwrite=overwrite, fsync=fsync
     )
-    dest_is_dir = preflight(dest_path, overwrite)
     if signed is None:
         signed = await client.recordings.signed_url(call_id, expires_in_minutes=minutes)
-    target = target_for(
-        dest_path,
-        signed,
-        overwrite,
-        claim_name and functools.partial(claim_name, call_id),
-        dest_is_dir=dest_is_dir,
-    )
+    target = target_for(dest_path, signed, call_id, overwrite, claim_name, dest_is_dir)
     done: list[DownloadResult] = []
 
     def record(result: DownloadResult) -> None:
