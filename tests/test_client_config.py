@@ -152,3 +152,75 @@ def test_client_reprs_hide_the_key(verbex_sandbox: Sandbox) -> None:
     with verbex_sandbox.client() as client:
         assert verbex_sandbox.api_key not in repr(client)
         assert verbex_sandbox.api_key not in repr(client._options)
+
+
+def _wait_for_api_requests(sandbox: Sandbox, count: int) -> None:
+    """Poll (bounded, 10 s) until the sandbox has received `count` API requests."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while len(sandbox.api_requests()) < count:
+        assert time.monotonic() < deadline, f"only {len(sandbox.api_requests())} of {count} requests arrived"
+        time.sleep(0.01)
+
+
+def test_async_requests_past_the_pool_size_wait_in_our_gate_shared_by_copies(
+    verbex_sandbox: Sandbox,
+) -> None:
+    import asyncio
+
+    from verbex_client._config import DEFAULT_LIMITS
+
+    size = DEFAULT_LIMITS.max_connections
+    assert size is not None
+    verbex_sandbox.add_recording("c1", b"abc")
+    verbex_sandbox.delay_next(0.5, count=size + 5)
+
+    async def run() -> None:
+        async with verbex_sandbox.async_client() as client:
+            copy = client.with_options(max_retries=0)
+            calls = [
+                asyncio.create_task((client if i % 2 else copy).recordings.signed_url("c1"))
+                for i in range(size + 5)
+            ]
+            await asyncio.to_thread(_wait_for_api_requests, verbex_sandbox, size)
+            # httpcore rescans its whole queue at every event; with the gate the
+            # five extra calls wait in front of it (private attribute: httpx < 0.29).
+            pool = client._transport.http._transport._pool  # type: ignore[attr-defined]
+            assert len(pool._requests) == size
+            assert client._transport.gate is copy._transport.gate
+            results = await asyncio.gather(*calls)
+            assert {r.call_id for r in results} == {"c1"}
+            assert len(verbex_sandbox.api_requests()) == size + 5
+
+    asyncio.run(run())
+
+
+def test_async_wait_for_a_free_connection_is_bounded_by_the_pool_timeout(
+    verbex_sandbox: Sandbox,
+) -> None:
+    import asyncio
+    import time
+
+    from verbex_client._config import DEFAULT_LIMITS
+
+    size = DEFAULT_LIMITS.max_connections
+    assert size is not None
+    verbex_sandbox.add_recording("c1", b"abc")
+    verbex_sandbox.delay_next(3.0, count=size)
+    timeout = httpx.Timeout(10.0, pool=0.2)
+
+    async def run() -> None:
+        async with verbex_sandbox.async_client(timeout=timeout, max_retries=0) as client:
+            busy = [asyncio.create_task(client.recordings.signed_url("c1")) for _ in range(size)]
+            await asyncio.to_thread(_wait_for_api_requests, verbex_sandbox, size)
+            started = time.monotonic()
+            with pytest.raises(verbex_client.APITimeoutError, match="PoolTimeout"):
+                await client.recordings.signed_url("c1")
+            # Well before the busy calls' 3 s replies: the wait itself timed out.
+            assert time.monotonic() - started < 2.0
+            for task in busy:
+                task.cancel()
+            await asyncio.gather(*busy, return_exceptions=True)
+
+    asyncio.run(run())
