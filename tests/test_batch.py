@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,30 @@ def test_concurrency_is_bounded(mode: str, sb: Sandbox, tmp_path: Path) -> None:
     sb.storage_latency = 0.1
     assert many(mode, sb, list(RECORDINGS), tmp_path, concurrency=2).ok
     assert sb.peak_storage_in_flight == 2
+
+
+def test_a_file_waiting_for_its_fsync_does_not_hold_a_download_slot(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With concurrency 1 the next recording downloads while the previous one is flushed to disk
+    (the disk and the network work at once); bodies are still received one at a time."""
+    real_fdatasync = os.fdatasync
+    next_started_during_first_flush: list[bool] = []
+    first = threading.Lock()
+
+    def slow_first_flush(fd: int) -> None:
+        if first.acquire(blocking=False):  # the first file's flush only
+            deadline = time.monotonic() + 5  # the second download's request, or give up
+            while len(sb.storage_requests()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            next_started_during_first_flush.append(len(sb.storage_requests()) >= 2)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow_first_flush)
+    result = many(mode, sb, list(RECORDINGS), tmp_path, concurrency=1)
+    assert result.ok and len(manifest(tmp_path)) == len(RECORDINGS)
+    assert next_started_during_first_flush == [True]
+    assert sb.peak_storage_in_flight == 1
 
 
 def test_urls_are_signed_ahead_but_at_most_one_wave_ahead(mode: str, sb: Sandbox, tmp_path: Path) -> None:

@@ -208,9 +208,11 @@ def download_many(
     todo = [cid for cid in ids if cid not in items]
     cancel = threading.Event()
     interrupted: list[BaseException] = []
-    signed = _SigningAhead(client, todo, concurrency, expires_in_minutes, cancel)
+    workers = min(finishing_workers(concurrency, fsync=fsync), len(todo))
+    signed = _SigningAhead(client, todo, concurrency, workers, expires_in_minutes, cancel)
+    receiving = _Receiving(concurrency, cancel)
 
-    def work(call_id: str, url: SignedRecordingUrl) -> BatchItem:
+    def work(call_id: str, url: SignedRecordingUrl, received: Callable[[], None]) -> BatchItem:
         try:
             result = download(
                 client,
@@ -223,6 +225,7 @@ def download_many(
                 cancel=cancel,
                 claim_name=manifest.claim,
                 signed=url,
+                received=received,
             )
         except Exception as error:  # one failure never stops the batch
             return _failed(call_id, error)
@@ -242,18 +245,26 @@ def download_many(
         return run
 
     def worker() -> None:
-        while (job := signed.next()) is not None:
-            call_id, url = job
-            items[call_id] = (
-                work(call_id, url) if isinstance(url, SignedRecordingUrl) else _failed(call_id, url)
-            )
+        while receiving.acquire():
+            try:
+                job = signed.next()
+                if job is None:
+                    return
+                call_id, url = job
+                items[call_id] = (
+                    work(call_id, url, receiving.release)
+                    if isinstance(url, SignedRecordingUrl)
+                    else _failed(call_id, url)
+                )
+            finally:
+                receiving.release()
 
     # Daemon threads, not an executor: after Ctrl-C we must not wait for a
     # request blocked on the network. Whatever they still finish is complete
     # and verified (targets appear only by atomic rename), so leaving is safe.
     threads = [
         threading.Thread(target=guarded(worker), name=f"verbex-download-{n}", daemon=True)
-        for n in range(min(concurrency, len(todo)))
+        for n in range(workers)
     ]
     threads += [
         threading.Thread(target=guarded(signed.run), name=f"verbex-sign-{n}", daemon=True)
@@ -273,6 +284,58 @@ def download_many(
         raise interrupted[0]
     manifest.close()
     return BatchResult(tuple(items[cid] for cid in ids))
+
+
+def finishing_workers(concurrency: int, *, fsync: bool) -> int:
+    """Workers for `concurrency` downloads at once: twice as many when files are fsynced, so
+    that while some wait for the disk as many others receive (the fsync does not hold a slot).
+    """
+    return concurrency * 2 if fsync else concurrency
+
+
+class _Receiving:
+    """At most `concurrency` workers receiving bodies; a worker gives its slot back once its
+    body is in, before the fsync and rename (download's `received`), or when its item ends.
+    """
+
+    def __init__(self, concurrency: int, cancel: threading.Event) -> None:
+        self._slots = threading.Semaphore(concurrency)
+        self._cancel = cancel
+        self._held = threading.local()
+
+    def acquire(self) -> bool:
+        """Wait for a slot; False once the batch is cancelled."""
+        while not self._slots.acquire(timeout=0.2):
+            if self._cancel.is_set():
+                return False
+        if self._cancel.is_set():
+            self._slots.release()
+            return False
+        self._held.value = True
+        return True
+
+    def release(self) -> None:
+        """Give this thread's slot back (a no-op when it holds none, so it can be called twice)."""
+        if getattr(self._held, "value", False):
+            self._held.value = False
+            self._slots.release()
+
+
+class _AsyncSlot:
+    """One async worker's receiving slot (see _Receiving), given back once."""
+
+    def __init__(self, slots: asyncio.Semaphore, loop: asyncio.AbstractEventLoop) -> None:
+        self._slots, self._loop, self._held = slots, loop, True
+
+    def release(self) -> None:
+        """On the loop."""
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+    def release_from_any_thread(self) -> None:
+        """`received`: downloads call it on their own thread."""
+        self._loop.call_soon_threadsafe(self.release)
 
 
 SIGNED_PER_SIGNER = 16  # download workers one signing thread (or task) keeps supplied
@@ -299,6 +362,7 @@ class _SigningAhead:
         client: Verbex,
         call_ids: list[str],
         concurrency: int,
+        workers: int,
         expires_in_minutes: int,
         cancel: threading.Event,
     ) -> None:
@@ -309,7 +373,7 @@ class _SigningAhead:
         self._ready: queue.Queue[tuple[str, SignedRecordingUrl | Exception] | None] = queue.Queue()
         self.threads = signing_threads(concurrency, len(call_ids))
         self._running = self.threads
-        self._workers = concurrency
+        self._workers = workers  # each is told to stop once the ids run out
 
     def run(self) -> None:
         """A signing thread: sign the next id while there is room ahead; then tell workers to stop."""
@@ -378,8 +442,10 @@ async def adownload_many(
     )
     items = {cid: done for cid in ids if (done := manifest.finished(cid)) is not None}
     todo = iter([cid for cid in ids if cid not in items])
-    workers = min(concurrency, len(ids) - len(items))
+    workers = min(finishing_workers(concurrency, fsync=fsync), len(ids) - len(items))
     ahead = asyncio.Semaphore(concurrency)  # signed but not yet taken by a worker (see _SigningAhead)
+    receiving = asyncio.Semaphore(concurrency)  # see _Receiving
+    loop = asyncio.get_running_loop()
     ready: asyncio.Queue[tuple[str, SignedRecordingUrl | Exception] | None] = asyncio.Queue()
 
     async def sign() -> None:
@@ -398,11 +464,11 @@ async def adownload_many(
             ready.put_nowait((call_id, url))
 
     async def sign_all() -> None:
-        await asyncio.gather(*(sign() for _ in range(signing_threads(concurrency, workers))))
+        await asyncio.gather(*(sign() for _ in range(signing_threads(concurrency, len(ids) - len(items)))))
         for _ in range(workers):
             ready.put_nowait(None)
 
-    async def work(call_id: str, url: SignedRecordingUrl) -> BatchItem:
+    async def work(call_id: str, url: SignedRecordingUrl, received: Callable[[], None]) -> BatchItem:
         try:
             result = await adownload(
                 client,
@@ -415,18 +481,29 @@ async def adownload_many(
                 on_finished=manifest.append,  # with the rename, even if cancelled meanwhile
                 claim_name=manifest.claim,
                 signed=url,
+                received=received,
             )
         except Exception as error:  # one failure never stops the batch
             return _failed(call_id, error)
         return BatchItem(call_id, "downloaded", result.path, None, result.bytes)
 
     async def worker() -> None:
-        while (job := await ready.get()) is not None:
-            ahead.release()
-            call_id, url = job
-            items[call_id] = (
-                await work(call_id, url) if isinstance(url, SignedRecordingUrl) else _failed(call_id, url)
-            )
+        while True:
+            await receiving.acquire()
+            slot = _AsyncSlot(receiving, loop)
+            try:
+                job = await ready.get()
+                if job is None:
+                    return
+                ahead.release()
+                call_id, url = job
+                items[call_id] = (
+                    await work(call_id, url, slot.release_from_any_thread)
+                    if isinstance(url, SignedRecordingUrl)
+                    else _failed(call_id, url)
+                )
+            finally:
+                slot.release()
 
     try:
         async with asyncio.TaskGroup() as group:  # cancelling the batch cancels every download
