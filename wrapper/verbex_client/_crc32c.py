@@ -86,3 +86,8 @@ def _in_place(function: Any) -> Extend:
         return int(function(crc, address_of(anchor), size))
 
     return extend
+
+
+# Resolved when the download code is imported (once, under the import lock), not
+# by the first downloads of a batch all at once, each loading ctypes (~6 ms).
+_native_extend()
