@@ -399,8 +399,12 @@ MISSES = [
     "  each other at every system call. This machine also charges for fresh memory: writing",
     "  into page cache freed a few seconds earlier (handed back to the VM's host) runs at ~0.5",
     "  GB/s against ~2.7 GB/s for just-freed pages (`dd`), ~1 ms of CPU per 2 MiB file. With",
-    "  fsync on, the disk bounds it: 400 MiB at `dd conv=fdatasync`'s ~0.3 GB/s is ~1.3 s, so",
-    "  about 10x is the ceiling there before any client work. What moved it (py-spy `--gil`,",
+    "  fsync on, the disk bounds it: 200 files of 2 MiB written and fdatasynced by 16 threads",
+    "  take ~1.0 s here (~0.42 GB/s) with no network at all. A file waiting for its flush now",
+    "  gives its download slot to the next recording (disk and network at once; `--only bulk`",
+    "  A/B: 1.91 s -> 1.43 s at 16), but that helps concurrency 1 as well (13.3 s -> 11.8 s),",
+    "  so the ceiling of the ratio is about 11.8 / 1.0 before any client work, and the flushes",
+    "  and directory fsyncs still share one disk. What moved it (py-spy `--gil`,",
     "  strace, A/B runs): `download_many` signs URLs on a thread of its own just ahead of the",
     "  downloads (each worker calling the API first waited ~30 ms per call at 16); bodies are",
     "  received a full 1 MiB buffer per `recv(MSG_WAITALL)` instead of a poll and a recv per",
@@ -421,7 +425,19 @@ MISSES = [
     "  others do.",
     "- **Async per call.** `sniffio` is a dependency because httpcore retries a failed import",
     "  of it on every async request (~1 ms each without it); raw httpx in the same venv",
-    "  benefits equally, so the ratios compare the clients, not the import.",
+    "  benefits equally, so the ratios compare the clients, not the import. At 50 tasks the cost",
+    "  is httpcore's queue: at every event it rescans each waiting request against each",
+    "  connection, checking idle ones for readability (cProfile: about half of a call's CPU).",
+    "  `AsyncVerbex` holds calls beyond its 20 connections on a semaphore in front of the pool",
+    "  (bounded by the pool timeout): 0.85x -> 0.74x raw httpx with 100 connections in an A/B",
+    "  of 6 interleaved rounds. A smaller pool would be cheaper still on loopback (10: ~0.55x)",
+    "  but halves what a far-away API can serve at once, so the default stays 20.",
+    "- **Import.** `import verbex_client` loads the package root only; the rest loads on first",
+    "  use. A `signed_url` call needs httpx, attrs and the generated operation (its models are",
+    "  attrs classes): those alone cost about 1.35x `import httpx` here (attrs by itself about",
+    "  0.2x), the floor for any client calling the generated code, and ours adds about 0.1x on",
+    "  top (the first-call row and its floor above). Not done: dropping attrs, a core",
+    "  dependency of the generated code, which is never edited by hand.",
 ]
 
 
@@ -452,6 +468,10 @@ def _versions(ours: Path, peers: Path) -> str:
     return f"{a.stdout.strip()}; peers venv: {b.stdout.strip()}; {nginx}; curl {curl}"
 
 
+# What a signed_url call loads on first use: the generated operation and its attrs models.
+OPERATION = "import verbex_api.api.call_recording.get_signed_url_v1_call_recording_signed_url_post"
+
+
 def _imports(ours: Path, peers: Path, sizes: Sizes, summary: list[tuple[str, ...]]) -> list[str]:
     verbex_bin = str(ours.parent / "verbex")
     runs = {
@@ -459,6 +479,13 @@ def _imports(ours: Path, peers: Path, sizes: Sizes, summary: list[tuple[str, ...
         "import httpx": [str(ours), "-c", "import httpx"],
         "import verbex_client": [str(ours), "-c", "import verbex_client"],
         "from verbex_client import Verbex": [str(ours), "-c", "from verbex_client import Verbex"],
+        "Verbex + what a first call imports": [
+            str(ours),
+            "-c",
+            f"from verbex_client import Verbex; {OPERATION}",
+        ],
+        "floor: httpx + attrs": [str(ours), "-c", "import httpx, attrs"],
+        "floor: httpx + the generated operation": [str(ours), "-c", f"import httpx; {OPERATION}"],
         "verbex --help": [verbex_bin, "--help"],
         "peers: bare interpreter": [str(peers), "-c", "pass"],
         "peers: import openai": [str(peers), "-c", "import openai"],
@@ -481,6 +508,8 @@ def _imports(ours: Path, peers: Path, sizes: Sizes, summary: list[tuple[str, ...
         lines.append(f"| {name} | {fig.span(1e3, '.1f')} | {net[name] * 1e3:.1f} | {share} |")
     r_import = net["import verbex_client"] / httpx_net
     r_verbex = net["from verbex_client import Verbex"] / httpx_net
+    r_first_call = net["Verbex + what a first call imports"] / httpx_net
+    r_floor = net["floor: httpx + the generated operation"] / httpx_net
     r_help = net["verbex --help"] / httpx_net
     r_openai = net["peers: import openai"] / net["peers: import httpx"]
     summary.append(
@@ -499,6 +528,16 @@ def _imports(ours: Path, peers: Path, sizes: Sizes, summary: list[tuple[str, ...
             f"{r_verbex:.2f}x",
             f"openai {r_openai:.2f}x",
             f"{r_verbex:.2f}",
+            "(reported)",
+            "-",
+        )
+    )
+    summary.append(
+        (
+            "Verbex + its first call's imports (net); floor: httpx + generated code",
+            f"{r_first_call:.2f}x",
+            f"floor {r_floor:.2f}x",
+            f"{r_first_call:.2f}",
             "(reported)",
             "-",
         )
