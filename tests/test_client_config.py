@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import platform
+import time
 
 import httpx
 import pytest
 
 import verbex_client
 from verbex_client import AsyncVerbex, ConfigurationError, Verbex
+from verbex_client._config import POOL_SIZE
 from verbex_client.testing import Sandbox
 
 
@@ -112,8 +115,6 @@ def test_with_options_shares_the_pool_and_overrides(verbex_sandbox: Sandbox) -> 
 
 
 def test_async_with_options_shares_the_pool(verbex_sandbox: Sandbox) -> None:
-    import asyncio
-
     verbex_sandbox.add_recording("c1", b"abc")
 
     async def run() -> None:
@@ -156,8 +157,6 @@ def test_client_reprs_hide_the_key(verbex_sandbox: Sandbox) -> None:
 
 def _wait_for_api_requests(sandbox: Sandbox, count: int) -> None:
     """Poll (bounded, 10 s) until the sandbox has received `count` API requests."""
-    import time
-
     deadline = time.monotonic() + 10
     while len(sandbox.api_requests()) < count:
         assert time.monotonic() < deadline, f"only {len(sandbox.api_requests())} of {count} requests arrived"
@@ -167,12 +166,7 @@ def _wait_for_api_requests(sandbox: Sandbox, count: int) -> None:
 def test_async_requests_past_the_pool_size_wait_in_our_gate_shared_by_copies(
     verbex_sandbox: Sandbox,
 ) -> None:
-    import asyncio
-
-    from verbex_client._config import DEFAULT_LIMITS
-
-    size = DEFAULT_LIMITS.max_connections
-    assert size is not None
+    size = POOL_SIZE
     verbex_sandbox.add_recording("c1", b"abc")
     verbex_sandbox.delay_next(0.5, count=size + 5)
 
@@ -199,13 +193,7 @@ def test_async_requests_past_the_pool_size_wait_in_our_gate_shared_by_copies(
 def test_async_wait_for_a_free_connection_is_bounded_by_the_pool_timeout(
     verbex_sandbox: Sandbox,
 ) -> None:
-    import asyncio
-    import time
-
-    from verbex_client._config import DEFAULT_LIMITS
-
-    size = DEFAULT_LIMITS.max_connections
-    assert size is not None
+    size = POOL_SIZE
     verbex_sandbox.add_recording("c1", b"abc")
     verbex_sandbox.delay_next(3.0, count=size)
     timeout = httpx.Timeout(10.0, pool=0.2)

@@ -8,6 +8,7 @@ that parses and a rerun skips what is done without calling the API.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import queue
@@ -210,7 +211,7 @@ def download_many(
     interrupted: list[BaseException] = []
     workers = min(finishing_workers(concurrency, fsync=fsync), len(todo))
     signed = _SigningAhead(client, todo, concurrency, workers, expires_in_minutes, cancel)
-    receiving = _Receiving(concurrency, cancel)
+    receiving = threading.Semaphore(concurrency)  # bodies received at once (see _HeldSlot)
 
     def work(call_id: str, url: SignedRecordingUrl, received: Callable[[], None]) -> BatchItem:
         try:
@@ -245,19 +246,20 @@ def download_many(
         return run
 
     def worker() -> None:
-        while receiving.acquire():
+        while acquire_unless_cancelled(receiving, cancel):
+            slot = _HeldSlot(receiving.release)
             try:
                 job = signed.next()
                 if job is None:
                     return
                 call_id, url = job
                 items[call_id] = (
-                    work(call_id, url, receiving.release)
+                    work(call_id, url, slot.release)
                     if isinstance(url, SignedRecordingUrl)
                     else _failed(call_id, url)
                 )
             finally:
-                receiving.release()
+                slot.release()
 
     # Daemon threads, not an executor: after Ctrl-C we must not wait for a
     # request blocked on the network. Whatever they still finish is complete
@@ -293,49 +295,29 @@ def finishing_workers(concurrency: int, *, fsync: bool) -> int:
     return concurrency * 2 if fsync else concurrency
 
 
-class _Receiving:
-    """At most `concurrency` workers receiving bodies; a worker gives its slot back once its
-    body is in, before the fsync and rename (download's `received`), or when its item ends.
+def acquire_unless_cancelled(slots: threading.Semaphore, cancel: threading.Event) -> bool:
+    """Wait for a permit, checking `cancel` meanwhile; False (holding none) once cancelled."""
+    while not slots.acquire(timeout=0.2):
+        if cancel.is_set():
+            return False
+    if cancel.is_set():
+        slots.release()
+        return False
+    return True
+
+
+class _HeldSlot:
+    """One item's receiving slot: given back once, when its body is in (download's `received`,
+    before the fsync and rename) or when the item ends, whichever comes first.
     """
 
-    def __init__(self, concurrency: int, cancel: threading.Event) -> None:
-        self._slots = threading.Semaphore(concurrency)
-        self._cancel = cancel
-        self._held = threading.local()
-
-    def acquire(self) -> bool:
-        """Wait for a slot; False once the batch is cancelled."""
-        while not self._slots.acquire(timeout=0.2):
-            if self._cancel.is_set():
-                return False
-        if self._cancel.is_set():
-            self._slots.release()
-            return False
-        self._held.value = True
-        return True
+    def __init__(self, give_back: Callable[[], None]) -> None:
+        self._give_back: Callable[[], None] | None = give_back
 
     def release(self) -> None:
-        """Give this thread's slot back (a no-op when it holds none, so it can be called twice)."""
-        if getattr(self._held, "value", False):
-            self._held.value = False
-            self._slots.release()
-
-
-class _AsyncSlot:
-    """One async worker's receiving slot (see _Receiving), given back once."""
-
-    def __init__(self, slots: asyncio.Semaphore, loop: asyncio.AbstractEventLoop) -> None:
-        self._slots, self._loop, self._held = slots, loop, True
-
-    def release(self) -> None:
-        """On the loop."""
-        if self._held:
-            self._held = False
-            self._slots.release()
-
-    def release_from_any_thread(self) -> None:
-        """`received`: downloads call it on their own thread."""
-        self._loop.call_soon_threadsafe(self.release)
+        give_back, self._give_back = self._give_back, None
+        if give_back is not None:
+            give_back()
 
 
 SIGNED_PER_SIGNER = 16  # download workers one signing thread (or task) keeps supplied
@@ -378,7 +360,7 @@ class _SigningAhead:
     def run(self) -> None:
         """A signing thread: sign the next id while there is room ahead; then tell workers to stop."""
         try:
-            while self._wait_for_room():
+            while acquire_unless_cancelled(self._ahead, self._cancel):
                 with self._take:
                     call_id = next(self._ids, None)
                 if call_id is None:
@@ -398,12 +380,6 @@ class _SigningAhead:
             if last:
                 for _ in range(self._workers):
                     self._ready.put(None)
-
-    def _wait_for_room(self) -> bool:
-        while not self._ahead.acquire(timeout=0.2):
-            if self._cancel.is_set():
-                return False
-        return not self._cancel.is_set()
 
     def next(self) -> tuple[str, SignedRecordingUrl | Exception] | None:
         """The next signed call for a worker, or None when the batch is done or cancelled."""
@@ -444,7 +420,7 @@ async def adownload_many(
     todo = iter([cid for cid in ids if cid not in items])
     workers = min(finishing_workers(concurrency, fsync=fsync), len(ids) - len(items))
     ahead = asyncio.Semaphore(concurrency)  # signed but not yet taken by a worker (see _SigningAhead)
-    receiving = asyncio.Semaphore(concurrency)  # see _Receiving
+    receiving = asyncio.Semaphore(concurrency)  # see _HeldSlot
     loop = asyncio.get_running_loop()
     ready: asyncio.Queue[tuple[str, SignedRecordingUrl | Exception] | None] = asyncio.Queue()
 
@@ -468,7 +444,7 @@ async def adownload_many(
         for _ in range(workers):
             ready.put_nowait(None)
 
-    async def work(call_id: str, url: SignedRecordingUrl, received: Callable[[], None]) -> BatchItem:
+    async def work(call_id: str, url: SignedRecordingUrl, received: Callable[[], object]) -> BatchItem:
         try:
             result = await adownload(
                 client,
@@ -490,7 +466,7 @@ async def adownload_many(
     async def worker() -> None:
         while True:
             await receiving.acquire()
-            slot = _AsyncSlot(receiving, loop)
+            slot = _HeldSlot(receiving.release)
             try:
                 job = await ready.get()
                 if job is None:
@@ -498,7 +474,8 @@ async def adownload_many(
                 ahead.release()
                 call_id, url = job
                 items[call_id] = (
-                    await work(call_id, url, slot.release_from_any_thread)
+                    # `received` runs on the download's thread: the release goes to the loop
+                    await work(call_id, url, functools.partial(loop.call_soon_threadsafe, slot.release))
                     if isinstance(url, SignedRecordingUrl)
                     else _failed(call_id, url)
                 )

@@ -21,7 +21,8 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 2
 # httpx's default pool of 100 connections degrades badly under asyncio
 # contention above ~10 in-flight requests; 20 keeps latency flat (see benchmarks/).
-DEFAULT_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=20)
+POOL_SIZE = 20  # connections per pool (API, storage); also async gates and download threads
+DEFAULT_LIMITS = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
 
 USER_AGENT = f"verbex-client/{__version__} python/{platform.python_version()} httpx/{httpx.__version__}"
 

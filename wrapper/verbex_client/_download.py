@@ -398,7 +398,7 @@ def download(
     cancel: threading.Event | None = None,
     claim_name: NameClaim | None = None,
     signed: SignedRecordingUrl | None = None,
-    received: Callable[[], None] | None = None,
+    received: Callable[[], object] | None = None,
 ) -> DownloadResult:
     """`signed`: a URL download_many signed ahead (re-signed here if it expires before use).
     `received`: called once the whole body is in, before the fsync and rename.
@@ -428,7 +428,7 @@ def write_object(
     overwrite: bool,
     fsync: bool,
     progress: Progress | None,
-    received: Callable[[], None] | None = None,
+    received: Callable[[], object] | None = None,
 ) -> DownloadResult:
     """Receive the object into `target` through its `.part`: sync downloads, and async ones on
     their thread. Blocking; failures leave a resumable `.part` or nothing. `received` is
@@ -591,7 +591,7 @@ async def adownload(
     on_finished: Callable[[DownloadResult], object] | None = None,
     claim_name: NameClaim | None = None,
     signed: SignedRecordingUrl | None = None,
-    received: Callable[[], None] | None = None,
+    received: Callable[[], object] | None = None,
 ) -> DownloadResult:
     """`signed`, `received`: as for `download` (`received` may be called from another thread)."""
     call_id, minutes, dest_path, dest_is_dir = plan_download(
@@ -639,7 +639,7 @@ async def _adownload_on_thread(
     fsync: bool,
     progress: Progress | None,
     record: Callable[[DownloadResult], None],
-    received: Callable[[], None] | None,
+    received: Callable[[], object] | None,
 ) -> None:
     """The sync zero-copy download on a thread of its own; the event loop only re-signs URLs and
     runs `progress`. httpx's async reads cost ~3x the CPU per byte, and file writes and fsync

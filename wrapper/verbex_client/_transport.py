@@ -248,9 +248,9 @@ class AsyncTransport(_BaseTransport):
         if http is None:
             import asyncio
 
-            from ._config import DEFAULT_LIMITS
+            from ._config import POOL_SIZE
 
-            self.gate = asyncio.Semaphore(DEFAULT_LIMITS.max_connections or 20)
+            self.gate = asyncio.Semaphore(POOL_SIZE)
 
     def derive(self, options: ClientOptions) -> AsyncTransport:
         """A transport for other options over the same connection pool (not owning it)."""
@@ -273,9 +273,9 @@ class AsyncTransport(_BaseTransport):
         if "slots" not in self.storage_pool:
             import asyncio  # not at import time: sync users never need it
 
-            from ._config import DEFAULT_LIMITS
+            from ._config import POOL_SIZE
 
-            self.storage_pool["slots"] = asyncio.Semaphore(DEFAULT_LIMITS.max_connections or 20)
+            self.storage_pool["slots"] = asyncio.Semaphore(POOL_SIZE)
         slots: asyncio.Semaphore = self.storage_pool["slots"]
         return slots
 
