@@ -580,6 +580,25 @@ def test_receive_buffers_recycled_across_downloads_never_corrupt_a_lagging_hash(
             assert (tmp_path / f"{call_id}.bin").read_bytes() == data
 
 
+def test_receive_buffers_start_on_a_page_boundary(sb: Sandbox, tmp_path: Path) -> None:
+    """A body byte must keep its offset within a page: 16 bytes off (a bytearray's start),
+    the kernel's copy out of a sendfile server's page cache stalls on 4K aliasing."""
+    import ctypes
+    import mmap
+
+    from verbex_client import _storage_io
+
+    sb.add_recording("two-mib", os.urandom(2 << 20), file_name="two-mib.bin")
+    with sb.client() as client:
+        client.recordings.download("two-mib", tmp_path)
+        used = list(_storage_io._POOL)  # what received the body, handed back after the download
+        assert used
+        for buffer in used:
+            start = ctypes.c_char.from_buffer(buffer)
+            assert ctypes.addressof(start) % mmap.PAGESIZE == 0
+            del start  # let the pool unmap it later
+
+
 def test_receive_buffers_are_pooled_across_threads_and_freed_when_the_client_closes(
     sb: Sandbox, tmp_path: Path
 ) -> None:
