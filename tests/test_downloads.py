@@ -580,9 +580,10 @@ def test_receive_buffers_recycled_across_downloads_never_corrupt_a_lagging_hash(
             assert (tmp_path / f"{call_id}.bin").read_bytes() == data
 
 
-def test_receive_buffers_start_on_a_page_boundary(sb: Sandbox, tmp_path: Path) -> None:
+def test_receive_buffers_start_on_a_page_boundary_and_are_private(sb: Sandbox, tmp_path: Path) -> None:
     """A body byte must keep its offset within a page: 16 bytes off (a bytearray's start),
-    the kernel's copy out of a sendfile server's page cache stalls on 4K aliasing."""
+    the kernel's copy out of a sendfile server's page cache stalls on 4K aliasing. And the
+    mapping must be private: a shared one would be written by a forked child's downloads too."""
     import ctypes
     import mmap
 
@@ -593,10 +594,18 @@ def test_receive_buffers_start_on_a_page_boundary(sb: Sandbox, tmp_path: Path) -
         client.recordings.download("two-mib", tmp_path)
         used = list(_storage_io._POOL)  # what received the body, handed back after the download
         assert used
+        maps = [line.split() for line in Path("/proc/self/maps").read_text().splitlines()]
         for buffer in used:
             start = ctypes.c_char.from_buffer(buffer)
-            assert ctypes.addressof(start) % mmap.PAGESIZE == 0
+            address = ctypes.addressof(start)
             del start  # let the pool unmap it later
+            assert address % mmap.PAGESIZE == 0
+            [perms] = [
+                fields[1]
+                for fields in maps
+                if int(fields[0].split("-")[0], 16) <= address < int(fields[0].split("-")[1], 16)
+            ]
+            assert perms.endswith("p"), perms  # private, not shared
 
 
 def test_receive_buffers_are_pooled_across_threads_and_freed_when_the_client_closes(

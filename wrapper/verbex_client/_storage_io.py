@@ -52,10 +52,16 @@ class _Ring(threading.local):
         if len(self.buffers) < RING_SIZE and self.turn >= len(self.buffers):
             with _POOL_LOCK:
                 buffer = _POOL.pop() if _POOL else None
-            self.buffers.append(mmap.mmap(-1, CHUNK_SIZE) if buffer is None else buffer)
+            self.buffers.append(_new_buffer() if buffer is None else buffer)
         buffer = self.buffers[self.turn % len(self.buffers)]
         self.turn += 1
         return buffer
+
+
+def _new_buffer() -> mmap.mmap:
+    if hasattr(mmap, "MAP_PRIVATE"):  # mmap's default is MAP_SHARED: a forked child would share it
+        return mmap.mmap(-1, CHUNK_SIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return mmap.mmap(-1, CHUNK_SIZE)  # Windows: private to the process already
 
 
 _RING = _Ring()
