@@ -405,6 +405,21 @@ def test_crc32c_without_the_library_falls_back_to_google_crc32c_extend(
     assert download(mode, sb, tmp_path).crc32c == CRC
 
 
+def test_the_download_code_imports_without_google_crc32c() -> None:
+    """Its absence is handled (md5 verifies): resolving the library at import must not break that."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['google_crc32c'] = None\n"  # None: `import google_crc32c` fails
+        "import verbex_client._download\n"
+        "from verbex_client._crc32c import crc32c_extender\n"
+        "assert crc32c_extender() is None\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
 def test_hashes_from_a_resumed_reply_add_to_the_first(
     mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

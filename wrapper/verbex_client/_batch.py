@@ -417,8 +417,9 @@ async def adownload_many(
         call_ids, dest_dir, concurrency, expires_in_minutes, progress, overwrite=overwrite, fsync=fsync
     )
     items = {cid: done for cid in ids if (done := manifest.finished(cid)) is not None}
-    todo = iter([cid for cid in ids if cid not in items])
-    workers = min(finishing_workers(concurrency, fsync=fsync), len(ids) - len(items))
+    pending = [cid for cid in ids if cid not in items]
+    todo = iter(pending)
+    workers = min(finishing_workers(concurrency, fsync=fsync), len(pending))
     ahead = asyncio.Semaphore(concurrency)  # signed but not yet taken by a worker (see _SigningAhead)
     receiving = asyncio.Semaphore(concurrency)  # see _HeldSlot
     loop = asyncio.get_running_loop()
@@ -440,7 +441,7 @@ async def adownload_many(
             ready.put_nowait((call_id, url))
 
     async def sign_all() -> None:
-        await asyncio.gather(*(sign() for _ in range(signing_threads(concurrency, len(ids) - len(items)))))
+        await asyncio.gather(*(sign() for _ in range(signing_threads(concurrency, len(pending)))))
         for _ in range(workers):
             ready.put_nowait(None)
 

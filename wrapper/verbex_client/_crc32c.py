@@ -89,5 +89,6 @@ def _in_place(function: Any) -> Extend:
 
 
 # Resolved when the download code is imported (once, under the import lock), not
-# by the first downloads of a batch all at once, each loading ctypes (~6 ms).
-_native_extend()
+# by the first downloads of a batch all at once, each loading ctypes (~6 ms). Through
+# crc32c_extender: without google-crc32c (or its C extension) there is nothing to load.
+crc32c_extender()
