@@ -307,3 +307,28 @@ def test_async_cancellation_leaves_resumable_state_and_a_rerun_completes(sb: San
     assert result.ok
     assert all((tmp_path / f"{c}.ogg").read_bytes() == d for c, d in RECORDINGS.items())
     assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
+
+
+def test_on_item_reports_each_outcome_while_the_batch_runs(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    """Each call's outcome reaches on_item as it ends, before the batch returns (the CLI streams it)."""
+    dest = tmp_path / "out"
+    many(mode, sb, ["call-0"], dest)  # finished before: reported as skipped
+    seen: list[tuple[str, str]] = []
+    requests_when_reported: list[int] = []
+
+    def on_item(item: vc.BatchItem) -> None:
+        seen.append((item.call_id, item.status))
+        requests_when_reported.append(len(sb.api_requests()))
+
+    ids = ["call-0", "call-1", "call-2", "missing-call"]
+    result = many(mode, sb, ids, dest, concurrency=1, on_item=on_item)
+    assert sorted(seen) == sorted((i.call_id, i.status) for i in result.results)
+    assert ("call-0", "skipped") in seen and ("missing-call", "failed") in seen
+    # The first report came before the last call was even signed: outcomes stream.
+    assert requests_when_reported[0] < len(sb.api_requests())
+
+
+def test_on_item_must_be_callable(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="on_item"):
+        many(mode, sb, ["call-0"], tmp_path, on_item="nope")
+    assert sb.api_requests() == []

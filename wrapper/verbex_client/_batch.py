@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 MANIFEST_NAME = "manifest.jsonl"
 BatchProgress = Callable[[str, int, "int | None"], None]
+OnItem = Callable[["BatchItem"], object]
 Status = Literal["downloaded", "skipped", "failed"]
 
 
@@ -163,6 +164,7 @@ def plan_batch(
     *,
     overwrite: object,
     fsync: object,
+    on_item: object = None,
 ) -> tuple[list[str], Manifest]:
     """Validate everything before any request; distinct ids in input order, and the manifest."""
     if isinstance(call_ids, str | bytes):
@@ -176,6 +178,8 @@ def plan_batch(
         raise TypeError(f"dest_dir must be a str or os.PathLike, not {type(dest_dir).__name__}")
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable as progress(call_id, bytes_done, bytes_total_or_None)")
+    if on_item is not None and not callable(on_item):
+        raise TypeError("on_item must be callable as on_item(batch_item)")
     directory = Path(dest_dir)
     directory.mkdir(parents=True, exist_ok=True)
     return ids, Manifest(directory, fsync=fsync)
@@ -201,12 +205,30 @@ def download_many(
     progress: BatchProgress | None,
     expires_in_minutes: int,
     fsync: bool = True,
+    on_item: OnItem | None = None,
 ) -> BatchResult:
     ids, manifest = plan_batch(
-        call_ids, dest_dir, concurrency, expires_in_minutes, progress, overwrite=overwrite, fsync=fsync
+        call_ids,
+        dest_dir,
+        concurrency,
+        expires_in_minutes,
+        progress,
+        overwrite=overwrite,
+        fsync=fsync,
+        on_item=on_item,
     )
     items = {cid: done for cid in ids if (done := manifest.finished(cid)) is not None}
     todo = [cid for cid in ids if cid not in items]
+    report_lock = threading.Lock()  # on_item is never called by two workers at once
+
+    def report(item: BatchItem) -> None:
+        items[item.call_id] = item
+        if on_item is not None:
+            with report_lock:
+                on_item(item)
+
+    for item in list(items.values()):
+        report(item)
     cancel = threading.Event()
     interrupted: list[BaseException] = []
     workers = min(finishing_workers(concurrency, fsync=fsync), len(todo))
@@ -253,7 +275,7 @@ def download_many(
                 if job is None:
                     return
                 call_id, url = job
-                items[call_id] = (
+                report(
                     work(call_id, url, slot.release)
                     if isinstance(url, SignedRecordingUrl)
                     else _failed(call_id, url)
@@ -412,11 +434,27 @@ async def adownload_many(
     progress: BatchProgress | None,
     expires_in_minutes: int,
     fsync: bool = True,
+    on_item: OnItem | None = None,
 ) -> BatchResult:
     ids, manifest = plan_batch(
-        call_ids, dest_dir, concurrency, expires_in_minutes, progress, overwrite=overwrite, fsync=fsync
+        call_ids,
+        dest_dir,
+        concurrency,
+        expires_in_minutes,
+        progress,
+        overwrite=overwrite,
+        fsync=fsync,
+        on_item=on_item,
     )
     items = {cid: done for cid in ids if (done := manifest.finished(cid)) is not None}
+
+    def report(item: BatchItem) -> None:
+        items[item.call_id] = item
+        if on_item is not None:
+            on_item(item)
+
+    for item in list(items.values()):
+        report(item)
     pending = [cid for cid in ids if cid not in items]
     todo = iter(pending)
     workers = min(finishing_workers(concurrency, fsync=fsync), len(pending))
@@ -474,7 +512,7 @@ async def adownload_many(
                     return
                 ahead.release()
                 call_id, url = job
-                items[call_id] = (
+                report(
                     # `received` runs on the download's thread: the release goes to the loop
                     await work(call_id, url, functools.partial(loop.call_soon_threadsafe, slot.release))
                     if isinstance(url, SignedRecordingUrl)

@@ -19,8 +19,10 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
+    "DestinationError",
     "DownloadError",
     "IntegrityError",
     "InternalServerError",
@@ -48,6 +50,10 @@ class VerbexError(Exception):
 
 class ConfigurationError(VerbexError):
     """The client cannot be configured as asked (e.g. no API key anywhere)."""
+
+
+class ClientClosedError(VerbexError):
+    """The client was used after `close()` / `aclose()` (or its `with` block ended)."""
 
 
 class APIError(VerbexError):
@@ -180,3 +186,17 @@ class DownloadError(VerbexError):
 
 class IntegrityError(DownloadError):
     """The downloaded bytes do not match the object's size or checksum."""
+
+
+class DestinationError(DownloadError):
+    """The recording could not be written where asked: disk full, permission denied, read-only.
+
+    `path` is the file or directory that failed, `errno` the operating system's error number.
+    """
+
+    def __init__(
+        self, message: str, *, path: str | None = None, errno: int | None = None, call_id: str | None = None
+    ) -> None:
+        super().__init__(message, call_id=call_id)
+        self.path = path
+        self.errno = errno

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from ._batch import BatchProgress, BatchResult
+    from ._batch import BatchProgress, BatchResult, OnItem
     from ._client import AsyncVerbex, Verbex
     from ._download import AsyncRecordingStream, Progress, RecordingStream
     from ._models import DownloadResult
@@ -138,10 +138,13 @@ class Recordings:
         fsync: bool = True,
         progress: BatchProgress | None = None,
         expires_in_minutes: int = DEFAULT_EXPIRY_MINUTES,
+        on_item: OnItem | None = None,
     ) -> BatchResult:
         """Download many recordings into `dest_dir`, `concurrency` at a time, skipping finished ones.
 
-        `fsync` as for `download`; it applies to the manifest lines too.
+        `fsync` as for `download`; it applies to the manifest lines too. `on_item(item)` is
+        called once per call id as soon as its outcome (downloaded, skipped, failed) is known,
+        never by two threads at once (on the event loop for `AsyncVerbex`).
         """
         from ._batch import download_many
 
@@ -154,6 +157,7 @@ class Recordings:
             fsync=fsync,
             progress=progress,
             expires_in_minutes=expires_in_minutes,
+            on_item=on_item,
         )
 
 
@@ -243,10 +247,13 @@ class AsyncRecordings:
         fsync: bool = True,
         progress: BatchProgress | None = None,
         expires_in_minutes: int = DEFAULT_EXPIRY_MINUTES,
+        on_item: OnItem | None = None,
     ) -> BatchResult:
         """Download many recordings into `dest_dir`, `concurrency` at a time, skipping finished ones.
 
-        `fsync` as for `download`; it applies to the manifest lines too.
+        `fsync` as for `download`; it applies to the manifest lines too. `on_item(item)` is
+        called once per call id as soon as its outcome (downloaded, skipped, failed) is known,
+        never by two threads at once (on the event loop for `AsyncVerbex`).
         """
         from ._batch import adownload_many
 
@@ -259,6 +266,7 @@ class AsyncRecordings:
             fsync=fsync,
             progress=progress,
             expires_in_minutes=expires_in_minutes,
+            on_item=on_item,
         )
 
 
