@@ -238,14 +238,16 @@ def test_cut_connections_resume_from_the_bytes_on_disk(
 def test_storage_silent_for_the_read_timeout_mid_body_is_dropped_and_resumed(
     mode: str, sb: Sandbox, tmp_path: Path
 ) -> None:
-    """The bytes received before the silence are kept; the silence itself is not waited out."""
+    """The bytes received before the silence are kept (up to the last whole read of 256 KiB);
+    the silence itself is not waited out."""
     sb.stall_next_download(300_000, seconds=4.0)
     started = time.monotonic()
     result = download(mode, sb, tmp_path, client_options={"timeout": 0.3})
     assert time.monotonic() - started < 3.0  # well under the 4 s silence
     assert only_target(tmp_path).read_bytes() == DATA
     assert result.resumed and result.attempts == 2 and result.crc32c == CRC
-    assert sb.storage_requests()[1].headers["Range"] == "bytes=300000-"
+    resumed_at = int(sb.storage_requests()[1].headers["Range"].removeprefix("bytes=").rstrip("-"))
+    assert 300_000 - (256 << 10) <= resumed_at <= 300_000
 
 
 def test_a_slow_but_steady_link_is_not_mistaken_for_a_stall(mode: str, sb: Sandbox, tmp_path: Path) -> None:
@@ -271,7 +273,7 @@ def test_a_symlink_named_like_the_target_or_its_part_is_never_written_through(
         download(mode, sb, dest, overwrite=True)
     (dest / NAME).unlink()
     (dest / f"{NAME}.part").symlink_to(outside)
-    with pytest.raises(OSError):
+    with pytest.raises(vc.DestinationError, match="symbolic link"):
         download(mode, sb, dest)
     assert outside.read_bytes() == b"keep me"
 
@@ -328,10 +330,13 @@ def test_a_url_already_expired_by_the_clock_is_re_signed_before_use(mode: str, t
 
 
 def test_expiring_forever_gives_up(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    """Re-signing has its own bound (a clock far off): the first URL, then MAX_RESIGNS fresh ones."""
+    from verbex_client._fetch import MAX_RESIGNS
+
     sb.expire_urls(after_seconds=0)
     with pytest.raises(vc.DownloadError, match="expired"):
         download(mode, sb, tmp_path)
-    assert len(sb.storage_requests()) == 3
+    assert len(sb.storage_requests()) == 1 + MAX_RESIGNS
     nothing_in(tmp_path)
 
 
@@ -377,34 +382,6 @@ def test_without_the_crc32c_c_extension_md5_verifies(
     assert (result.md5, result.crc32c) == (MD5, None)
 
 
-def test_crc32c_through_the_library_in_place_matches_google_crc32c_for_every_buffer_kind() -> None:
-    """The ctypes path (no copy, GIL released) is what downloads use here; any buffer gives the same crc."""
-    from verbex_client import _crc32c
-
-    extend = _crc32c.crc32c_extender()
-    assert extend is not None and extend is _crc32c._native_extend()  # the wheel's library was found
-    data = bytearray(os.urandom(3 << 20))
-    expected = google_crc32c.value(bytes(data))
-    view = memoryview(data)
-    assert extend(data, 0) == extend(view, 0) == extend(bytes(data), 0) == expected
-    assert extend(view[12345:], extend(view[:12345], 0)) == expected  # chunked, as received
-    assert extend(memoryview(bytes(data)), 0) == expected  # read-only: copied
-    assert extend(view[::2], 0) == google_crc32c.value(bytes(data[::2]))  # strided: copied
-    assert extend(b"", 7) == extend(bytearray(), 7) == 7
-
-
-def test_crc32c_without_the_library_falls_back_to_google_crc32c_extend(
-    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from verbex_client import _crc32c
-
-    monkeypatch.setattr(_crc32c, "_native_extend", lambda: None)
-    sb.corrupt_next_download(at=10)
-    with pytest.raises(vc.IntegrityError, match="crc32c"):
-        download(mode, sb, tmp_path)
-    assert download(mode, sb, tmp_path).crc32c == CRC
-
-
 def test_the_download_code_imports_without_google_crc32c() -> None:
     """Its absence is handled (md5 verifies): resolving the library at import must not break that."""
     import subprocess
@@ -413,8 +390,8 @@ def test_the_download_code_imports_without_google_crc32c() -> None:
     code = (
         "import sys; sys.modules['google_crc32c'] = None\n"  # None: `import google_crc32c` fails
         "import verbex_client._download\n"
-        "from verbex_client._crc32c import crc32c_extender\n"
-        "assert crc32c_extender() is None\n"
+        "from verbex_client._fetch import Digests\n"
+        "assert Digests().crc32c() is None and Digests().md5() is not None\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -551,100 +528,6 @@ def test_stream_checks_integrity_at_the_end(mode: str, sb: Sandbox) -> None:
         read_stream(mode, sb)
 
 
-@pytest.mark.parametrize(
-    ("size", "hashes", "threaded"),
-    [
-        (1_000_000, ("crc32c", "md5"), False),  # crc32c inline: cheaper than a thread handover
-        (1_000_000, ("md5",), True),  # md5 is slow: off the receiving thread
-        (20 << 20, ("crc32c", "md5"), True),  # big objects hash in parallel with receiving
-    ],
-)
-def test_hashing_moves_to_a_thread_only_when_it_pays(
-    sb: Sandbox,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    size: int,
-    hashes: tuple[str, ...],
-    threaded: bool,
-) -> None:
-    from verbex_client import _fetch
-
-    started: list[bool] = []
-    original = _fetch.Digests.start_thread
-    monkeypatch.setattr(_fetch.Digests, "start_thread", lambda self: started.append(True) or original(self))
-    data = DATA if size == len(DATA) else os.urandom(size)
-    sb.add_recording("sized", data, file_name="sized.bin")
-    sb.storage_hashes = hashes
-    result = download("sync", sb, tmp_path, call_id="sized")
-    assert bool(started) == threaded
-    assert result.bytes == size and (tmp_path / "sized.bin").read_bytes() == data
-
-
-def test_receive_buffers_recycled_across_downloads_never_corrupt_a_lagging_hash(
-    sb: Sandbox, tmp_path: Path
-) -> None:
-    """md5 on its thread lags behind receiving; buffers reused by the next download must not be in use."""
-    sb.storage_hashes = ("md5",)
-    objects = {f"big-{i}": os.urandom(24 << 20) for i in range(3)}
-    for call_id, data in objects.items():
-        sb.add_recording(call_id, data, file_name=f"{call_id}.bin")
-    with sb.client() as client:
-        for call_id, data in objects.items():
-            result = client.recordings.download(call_id, tmp_path)
-            assert result.md5 == hashlib.md5(data).hexdigest()
-            assert (tmp_path / f"{call_id}.bin").read_bytes() == data
-
-
-def test_receive_buffers_start_on_a_page_boundary_and_are_private(sb: Sandbox, tmp_path: Path) -> None:
-    """A body byte must keep its offset within a page: 16 bytes off (a bytearray's start),
-    the kernel's copy out of a sendfile server's page cache stalls on 4K aliasing. And the
-    mapping must be private: a shared one would be written by a forked child's downloads too."""
-    import ctypes
-    import mmap
-
-    from verbex_client import _storage_io
-
-    sb.add_recording("two-mib", os.urandom(2 << 20), file_name="two-mib.bin")
-    with sb.client() as client:
-        client.recordings.download("two-mib", tmp_path)
-        used = list(_storage_io._POOL)  # what received the body, handed back after the download
-        assert used
-        maps = [line.split() for line in Path("/proc/self/maps").read_text().splitlines()]
-        for buffer in used:
-            start = ctypes.c_char.from_buffer(buffer)
-            address = ctypes.addressof(start)
-            del start  # let the pool unmap it later
-            assert address % mmap.PAGESIZE == 0
-            [perms] = [
-                fields[1]
-                for fields in maps
-                if int(fields[0].split("-")[0], 16) <= address < int(fields[0].split("-")[1], 16)
-            ]
-            assert perms.endswith("p"), perms  # private, not shared
-
-
-def test_receive_buffers_are_pooled_across_threads_and_freed_when_the_client_closes(
-    sb: Sandbox, tmp_path: Path
-) -> None:
-    """Async downloads run on a new thread each: without the shared pool every one faulted in
-    fresh buffers. The pool is capped, and a closed client leaves none behind."""
-    from verbex_client import _storage_io
-
-    sb.add_recording("two-mib", os.urandom(2 << 20), file_name="two-mib.bin")
-
-    async def run() -> None:
-        async with sb.async_client() as client:
-            await client.recordings.download("two-mib", tmp_path / "a.bin")
-            pooled = list(_storage_io._POOL)
-            assert 1 <= len(pooled) <= _storage_io.POOL_KEEP
-            await client.recordings.download("two-mib", tmp_path / "b.bin", overwrite=True)
-            assert {id(b) for b in _storage_io._POOL} == {id(b) for b in pooled}  # the same ones, no new
-        assert _storage_io._POOL == []
-
-    asyncio.run(run())
-    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
-
-
 def test_async_cancel_while_storage_stalls_returns_promptly(sb: Sandbox, tmp_path: Path) -> None:
     """The receiving thread is unblocked by shutting its socket down, not left to a read timeout."""
     sb.delay_next(4.0, target="storage")
@@ -663,24 +546,6 @@ def test_async_cancel_while_storage_stalls_returns_promptly(sb: Sandbox, tmp_pat
 
     asyncio.run(run())
     assert not (tmp_path / NAME).exists()
-
-
-def test_async_downloads_gathered_by_the_hundred_use_at_most_the_pool_size(
-    sb: Sandbox, tmp_path: Path
-) -> None:
-    """A thread per download, but no more at once than storage connections (20): gather() stays cheap."""
-    for i in range(30):
-        sb.add_recording(f"many-{i}", b"y" * 1000, file_name=f"many-{i}.ogg")
-    sb.storage_latency = 0.5  # long enough for all allowed to be waiting at once
-
-    async def run() -> list[vc.DownloadResult]:
-        async with sb.async_client() as client:
-            return await asyncio.gather(
-                *(client.recordings.download(f"many-{i}", tmp_path) for i in range(30))
-            )
-
-    assert len(asyncio.run(run())) == 30
-    assert sb.peak_storage_in_flight == 20
 
 
 def test_async_progress_callback_errors_stop_the_download(sb: Sandbox, tmp_path: Path) -> None:
@@ -740,70 +605,7 @@ def test_a_signed_url_that_is_no_http_url_is_a_download_error(mode: str, sb: San
         b'{"file_name": "a.ogg", "signed_url": "not a url", "expiration_minutes": 10,'
         b' "expires_at": "2030-01-01T00:00:00Z"}'
     )
-    with pytest.raises(vc.DownloadError, match="not an http"):
+    with pytest.raises(vc.DownloadError, match="signed URL for call 'c1'"):
         download(mode, sb, tmp_path)
     assert sb.storage_requests() == []
     nothing_in(tmp_path)
-
-
-def test_zero_copy_path_is_used_only_without_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    from verbex_client._storage_io import can_use_stdlib
-
-    for name in (
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "no_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "NO_PROXY",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    assert can_use_stdlib("https://storage.googleapis.com/b/o?x=1")
-    assert not can_use_stdlib("ftp://storage.googleapis.com/b/o")
-    monkeypatch.setenv("https_proxy", "http://proxy.internal:3128")
-    assert not can_use_stdlib("https://storage.googleapis.com/b/o")
-    assert can_use_stdlib("http://storage.googleapis.com/b/o")  # no proxy for plain http
-    monkeypatch.setenv("no_proxy", "storage.googleapis.com")
-    assert can_use_stdlib("https://storage.googleapis.com/b/o")
-
-
-def test_with_a_proxy_configured_downloads_go_through_httpx(
-    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from verbex_client import _storage_io
-
-    # The sandbox answers absolute-form proxy requests too, so it can stand in for the proxy.
-    monkeypatch.setenv("http_proxy", sb.base_url)
-    monkeypatch.setenv("no_proxy", "")
-    opened: list[str] = []
-    original = _storage_io.ConnectionPool.open
-    monkeypatch.setattr(
-        _storage_io.ConnectionPool,
-        "open",
-        lambda self, url, headers, *rest: opened.append(url) or original(self, url, headers, *rest),
-    )
-    result = download(mode, sb, tmp_path)
-    assert result.crc32c == CRC and opened == []  # the stdlib path was never used
-    assert (tmp_path / NAME).read_bytes() == DATA
-
-
-def test_without_a_proxy_downloads_use_the_zero_copy_path(
-    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Async downloads too: they receive on a thread of their own (httpx's async reads cost ~3x the CPU)."""
-    from verbex_client import _storage_io
-
-    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    opened: list[str] = []
-    original = _storage_io.ConnectionPool.open
-    monkeypatch.setattr(
-        _storage_io.ConnectionPool,
-        "open",
-        lambda self, url, headers, *rest: opened.append(url) or original(self, url, headers, *rest),
-    )
-    sb.cut_next_download(300_000)  # resume through the same path
-    result = download(mode, sb, tmp_path)
-    assert result.crc32c == CRC and len(opened) == 2 and result.resumed

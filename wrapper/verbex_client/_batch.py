@@ -17,20 +17,20 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from ._download import Cancelled, adownload, download
+from ._download import Cancelled, FinishedElsewhere, adownload, download
+from ._files import TargetExists
 from ._models import DownloadResult, SignedRecordingUrl
-from ._paths import safe_file_name
+from ._paths import MANIFEST_NAME, name_key, with_tag
 from ._validation import check_bool, check_call_id, check_expires_in_minutes, check_positive_int
 
 if TYPE_CHECKING:
     from ._client import AsyncVerbex, Verbex
 
-MANIFEST_NAME = "manifest.jsonl"
 BatchProgress = Callable[[str, int, "int | None"], None]
 OnItem = Callable[["BatchItem"], object]
 Status = Literal["downloaded", "skipped", "failed"]
@@ -87,7 +87,10 @@ class Manifest:
         self.fsync = fsync
         self.path = dest_dir / MANIFEST_NAME
         self.entries: dict[str, dict[str, Any]] = {}
-        self._claims: dict[str, str] = {}  # file name -> the call id writing or owning it
+        # name_key(file name) -> the call id writing or owning it: names one file on a
+        # case-insensitive file system (macOS, Windows) are one name here too.
+        self._claims: dict[str, str] = {}
+        self._present: dict[str, str] | None = None  # name_key -> the name of a file already in dest
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._closer: weakref.finalize[[int], Manifest] | None = None
@@ -100,19 +103,30 @@ class Manifest:
                 if isinstance(entry, dict) and isinstance(entry.get("call_id"), str):
                     self.entries[entry["call_id"]] = entry
                     if isinstance(entry.get("file"), str):
-                        self._claims[entry["file"]] = entry["call_id"]
+                        self._claims[name_key(entry["file"])] = entry["call_id"]
+
+    def _taken_by_other_file(self, name: str) -> bool:
+        """A file already in dest whose name differs from `name` only by case or normalisation."""
+        if self._present is None:
+            try:
+                self._present = {name_key(n): n for n in os.listdir(self.dest_dir)}
+            except OSError:
+                self._present = {}
+        present = self._present.get(name_key(name))
+        return present is not None and present != name
 
     def claim(self, call_id: str, name: str) -> str:
         """The file name `call_id` writes: `name`, or `<stem>.<call_id><suffix>` when another
-        call of this batch or of the manifest already has `name` (APIs may reuse file names).
+        call of this batch or of the manifest already has it, or a file in dest differs from it
+        only by case (APIs may reuse file names; macOS and Windows fold case).
         """
         with self._lock:
             candidate, n = name, 1
-            while self._claims.setdefault(candidate, call_id) != call_id:
+            while self._claims.setdefault(
+                name_key(candidate), call_id
+            ) != call_id or self._taken_by_other_file(candidate):
                 n += 1
-                stem, suffix = PurePath(name).stem, PurePath(name).suffix
-                tag = call_id if n == 2 else f"{call_id}.{n - 1}"
-                candidate = safe_file_name(f"{stem}.{tag}{suffix}", call_id)
+                candidate = with_tag(name, call_id if n == 2 else f"{call_id}.{n - 1}")
             return candidate
 
     def finished(self, call_id: str) -> BatchItem | None:
@@ -121,7 +135,12 @@ class Manifest:
         if entry is None or not isinstance(entry.get("file"), str) or not isinstance(entry.get("bytes"), int):
             return None
         path = self.dest_dir / entry["file"]
-        if path.parent != self.dest_dir or not path.is_file() or path.stat().st_size != entry["bytes"]:
+        if (
+            path.parent != self.dest_dir
+            or path.name == MANIFEST_NAME
+            or not path.is_file()
+            or path.stat().st_size != entry["bytes"]
+        ):
             return None
         return BatchItem(call_id, "skipped", path, None, entry["bytes"])
 
@@ -181,6 +200,8 @@ def plan_batch(
     if on_item is not None and not callable(on_item):
         raise TypeError("on_item must be callable as on_item(batch_item)")
     directory = Path(dest_dir)
+    if directory.exists() and not directory.is_dir():
+        raise TargetExists(directory, "and is not a directory: name a directory for several recordings")
     directory.mkdir(parents=True, exist_ok=True)
     return ids, Manifest(directory, fsync=fsync)
 
@@ -192,6 +213,8 @@ def _per_call(progress: BatchProgress | None, call_id: str) -> Callable[[int, in
 
 
 def _failed(call_id: str, error: Exception) -> BatchItem:
+    if isinstance(error, FinishedElsewhere):  # another worker or process finished it meanwhile
+        return BatchItem(call_id, "skipped", Path(error.filename), None, os.stat(error.filename).st_size)
     return BatchItem(call_id, "failed", None, error)
 
 

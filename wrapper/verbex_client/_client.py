@@ -11,11 +11,15 @@ import httpx
 
 from ._config import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ClientOptions, resolve_options
 from ._logging import install_redaction, setup_from_env
+from ._network import NetworkSettings, Verify, check_proxy, check_verify
 from ._recordings import AsyncRecordings, Recordings
 from ._transport import AsyncTransport, SyncTransport
+from ._validation import check_bool
 
 if TYPE_CHECKING:
     import verbex_api
+
+    from ._storage import AsyncStorage, SyncStorage
 
 _OVERRIDABLE = frozenset({"api_key", "base_url", "timeout", "max_retries", "default_headers"})
 
@@ -54,17 +58,44 @@ def _prepare(
     return options
 
 
+def _network(verify: object, proxy: object, trust_env: object) -> NetworkSettings:
+    return NetworkSettings(check_verify(verify), check_proxy(proxy), check_bool("trust_env", trust_env))
+
+
+class _Shared:
+    """What a client and its `with_options` copies share: network settings and storage pools."""
+
+    def __init__(self, network: NetworkSettings, allow_insecure_storage: bool) -> None:
+        self.network = network
+        self.allow_insecure_storage = allow_insecure_storage
+        self.sync_storage: SyncStorage | None = None
+        self.async_storage: AsyncStorage | None = None
+        self.closed = False
+
+
 TransportT = TypeVar("TransportT", SyncTransport, AsyncTransport)
 
 
 class _ClientBase(Generic[TransportT]):
     _options: ClientOptions
     _transport: TransportT
+    _shared: _Shared
 
-    def _setup(self, transport: TransportT) -> None:
+    def _setup(self, transport: TransportT, shared: _Shared) -> None:
         self._transport = transport
         self._options = transport.options
+        self._shared = shared
         self._add_resources()
+
+    @property
+    def _allow_insecure_storage(self) -> bool:
+        return self._shared.allow_insecure_storage
+
+    def _check_open(self) -> None:
+        if self._shared.closed:
+            from ._exceptions import ClientClosedError
+
+            raise ClientClosedError(f"this {type(self).__name__} is closed; create a new client")
 
     def _add_resources(self) -> None:
         raise NotImplementedError
@@ -72,7 +103,7 @@ class _ClientBase(Generic[TransportT]):
     def with_options(self, **overrides: Any) -> Self:
         """A copy with some options changed, sharing this client's connection pool."""
         copy = object.__new__(type(self))
-        copy._setup(self._transport.derive(_overridden(self._options, overrides)))
+        copy._setup(self._transport.derive(_overridden(self._options, overrides)), self._shared)
         return copy
 
     @property
@@ -113,14 +144,31 @@ class Verbex(_ClientBase[SyncTransport]):
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.Client | None = None,
         default_headers: Mapping[str, str] | None = None,
+        verify: Verify = True,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        allow_insecure_storage: bool = False,
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError(f"http_client must be an httpx.Client, not {type(http_client).__name__}")
         options = _prepare(api_key, base_url, timeout, max_retries, default_headers)
-        self._setup(SyncTransport(options, http_client))
+        network = _network(verify, proxy, trust_env)
+        shared = _Shared(network, check_bool("allow_insecure_storage", allow_insecure_storage))
+        self._setup(SyncTransport(options, http_client, network=network), shared)
 
     def _add_resources(self) -> None:
         self.recordings = Recordings(self)
+
+    def _storage_sync(self) -> SyncStorage:
+        """The storage pools, made on first use and shared with `with_options` copies."""
+        self._check_open()
+        shared = self._shared
+        if shared.sync_storage is None:
+            from ._config import POOL_SIZE, USER_AGENT
+            from ._storage import SyncStorage
+
+            shared.sync_storage = SyncStorage(shared.network, USER_AGENT, POOL_SIZE)
+        return shared.sync_storage
 
     @functools.cached_property
     def api(self) -> verbex_api.Client:
@@ -130,11 +178,14 @@ class Verbex(_ClientBase[SyncTransport]):
         api = self._generated_client()
         if self._transport.http_has_headers:
             return api.set_httpx_client(self._transport.http)
-        self._extra_http = new_http_client(self._options)
+        self._extra_http = new_http_client(self._options, self._shared.network)
         return api.set_httpx_client(self._extra_http)
 
     def close(self) -> None:
-        """Close the connection pool (a client passed in as `http_client` is left open)."""
+        """Close the connection pools (a client passed in as `http_client` is left open)."""
+        self._shared.closed = True
+        if self._shared.sync_storage is not None:
+            self._shared.sync_storage.close()
         self._transport.close()
         extra = self.__dict__.pop("_extra_http", None)
         if extra is not None:
@@ -161,14 +212,31 @@ class AsyncVerbex(_ClientBase[AsyncTransport]):
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.AsyncClient | None = None,
         default_headers: Mapping[str, str] | None = None,
+        verify: Verify = True,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        allow_insecure_storage: bool = False,
     ) -> None:
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}")
         options = _prepare(api_key, base_url, timeout, max_retries, default_headers)
-        self._setup(AsyncTransport(options, http_client))
+        network = _network(verify, proxy, trust_env)
+        shared = _Shared(network, check_bool("allow_insecure_storage", allow_insecure_storage))
+        self._setup(AsyncTransport(options, http_client, network=network), shared)
 
     def _add_resources(self) -> None:
         self.recordings = AsyncRecordings(self)
+
+    def _storage_async(self) -> AsyncStorage:
+        """The storage pool, made on first use and shared with `with_options` copies."""
+        self._check_open()
+        shared = self._shared
+        if shared.async_storage is None:
+            from ._config import DEFAULT_LIMITS, USER_AGENT
+            from ._storage import AsyncStorage
+
+            shared.async_storage = AsyncStorage(shared.network, USER_AGENT, DEFAULT_LIMITS)
+        return shared.async_storage
 
     @functools.cached_property
     def api(self) -> verbex_api.Client:
@@ -178,11 +246,14 @@ class AsyncVerbex(_ClientBase[AsyncTransport]):
         api = self._generated_client()
         if self._transport.http_has_headers:
             return api.set_async_httpx_client(self._transport.http)
-        self._extra_http = new_async_http_client(self._options)
+        self._extra_http = new_async_http_client(self._options, self._shared.network)
         return api.set_async_httpx_client(self._extra_http)
 
     async def aclose(self) -> None:
-        """Close the connection pool (a client passed in as `http_client` is left open)."""
+        """Close the connection pools (a client passed in as `http_client` is left open)."""
+        self._shared.closed = True
+        if self._shared.async_storage is not None:
+            await self._shared.async_storage.aclose()
         await self._transport.aclose()
         extra = self.__dict__.pop("_extra_http", None)
         if extra is not None:

@@ -1,51 +1,84 @@
 """Moving recording bytes: streams and atomic, resumable, verified downloads.
 
-All decisions live in `_fetch.ObjectFetch` and file handling in `PartFile`;
-the sync and async loops below differ only in `await`.
+Every decision lives in `_fetch.ObjectFetch`, file handling in `_files.PartFile`,
+requests in `_storage`; the loops below only move bytes between them. A download
+needs a function that signs a fresh URL, the storage client and a few settings:
+not the whole API client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
+import logging
 import os
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
+import attrs
 import httpx
 
-from ._crc32c import Buffer
-from ._exceptions import DownloadError, IntegrityError
-from ._fetch import ObjectFetch, RestartPolicy, Step
+from ._exceptions import IntegrityError
+from ._fetch import Failure, ObjectFetch, RestartPolicy, Step
+from ._files import LOCK_POLL_SECONDS, PartFile, TargetExists
+from ._logging import logger
 from ._models import DownloadResult, SignedRecordingUrl
-from ._paths import part_path, resolve_target
-from ._storage_io import (
-    TRANSPORT_ERRORS,
-    Aborter,
-    Opener,
-    StorageReply,
-    can_use_stdlib,
-    httpx_opener,
-    release_receive_buffers,
-)
+from ._paths import resolve_target
+from ._storage import AsyncStorage, SyncStorage, check_storage_url, describe_url, transport_failure
 from ._validation import check_bool, check_call_id, check_expires_in_minutes
 
 if TYPE_CHECKING:
     from ._client import AsyncVerbex, Verbex
-    from ._transport import _BaseTransport
+    from ._transport import Hooks
 
 Progress = Callable[[int, "int | None"], None]
-HASH_READ_SIZE = 1 << 20
+Sign = Callable[[], SignedRecordingUrl]
+AsyncSign = Callable[[], Awaitable[SignedRecordingUrl]]
+NameClaim = Callable[[str, str], str]  # (call_id, safe file name) -> the name to use
+T = TypeVar("T")
+ASYNC_WRITE_BYTES = 1 << 20  # async downloads hand the disk this much at a time (one thread hop)
 
 
 class Cancelled(BaseException):
     """Raised inside a worker when its batch was interrupted (not an Exception: nothing swallows it)."""
+
+
+class FinishedElsewhere(TargetExists):
+    """Another download of the same target (thread or process) finished it while this one waited."""
+
+
+@attrs.frozen
+class FetchSettings:
+    """What one download takes from its client: limits, clocks, and the storage rules."""
+
+    timeout: httpx.Timeout
+    max_retries: int
+    allow_insecure: bool
+    hooks: Hooks
+
+    @classmethod
+    def of(cls, client: Verbex | AsyncVerbex) -> FetchSettings:
+        options = client._options
+        return cls(
+            options.timeout, options.max_retries, client._allow_insecure_storage, client._transport.hooks
+        )
+
+    def new_fetch(self, call_id: str, restart: RestartPolicy) -> ObjectFetch:
+        hooks = self.hooks
+        return ObjectFetch(
+            call_id=call_id,
+            max_retries=self.max_retries,
+            restart=restart,
+            jitter=hooks.jitter,
+            wall_clock=hooks.wall_clock,
+        )
+
+
+# -- checks before any request ---------------------------------------------------------------
 
 
 def check_download_args(
@@ -68,29 +101,29 @@ def check_download_args(
     return call_id, expires_in_minutes, Path(dest)  # type: ignore[return-value]
 
 
-def check_storage_url(signed: SignedRecordingUrl, call_id: str) -> None:
-    """The spec types `signed_url` as any string; only an http(s) URL can be downloaded."""
-    if not signed.url.startswith(("https://", "http://")) or len(signed.url) < 10:
-        raise DownloadError(
-            f"the API gave call {call_id!r} a signed URL that is not an http(s) URL", call_id=call_id
-        )
+def names_directory(dest: str | os.PathLike[str]) -> bool:
+    """`dest` ending in a path separator means a directory, existing or not (as for `cp`)."""
+    text = os.fspath(dest)
+    return text.endswith(("/", os.sep)) or (os.altsep is not None and text.endswith(os.altsep))
 
 
-def preflight(dest: Path, overwrite: bool) -> bool:
+def preflight(dest: Path, overwrite: bool, *, as_directory: bool) -> bool:
     """Fail before any request when `dest` names an existing file we may not replace.
 
     Returns whether `dest` is a directory (the recording then takes the server's file name).
     """
+    if as_directory:
+        if dest.exists() and not dest.is_dir():
+            raise TargetExists(dest, "and is not a directory")
+        dest.mkdir(parents=True, exist_ok=True)
+        return True
     if dest.is_dir():
         return True
     if not overwrite and dest.exists():
-        raise FileExistsError(f"{dest} exists (pass overwrite=True to replace it)")
+        raise TargetExists(dest)
     if not dest.parent.is_dir():
         raise FileNotFoundError(f"directory {dest.parent} does not exist")
     return False
-
-
-NameClaim = Callable[[str, str], str]  # (call_id, safe file name) -> the name to use
 
 
 def plan_download(
@@ -107,7 +140,8 @@ def plan_download(
     call_id, minutes, dest_path = check_download_args(
         call_id, expires_in_minutes, dest, progress, overwrite=overwrite, fsync=fsync
     )
-    return call_id, minutes, dest_path, preflight(dest_path, bool(overwrite))
+    as_directory = names_directory(dest)  # type: ignore[arg-type]  # checked above
+    return call_id, minutes, dest_path, preflight(dest_path, bool(overwrite), as_directory=as_directory)
 
 
 def target_for(
@@ -123,172 +157,13 @@ def target_for(
     if claim_name is not None and dest_is_dir:
         target = target.with_name(claim_name(call_id, target.name))
     if not overwrite and target.exists():
-        raise FileExistsError(f"{target} exists (pass overwrite=True to replace it)")
+        raise TargetExists(target)
     return target
 
 
-def new_fetch(
-    client: Verbex | AsyncVerbex, call_id: str, restart: RestartPolicy, *, threaded_hash: bool = False
-) -> ObjectFetch:
-    hooks = client._transport.hooks
-    return ObjectFetch(
-        call_id=call_id,
-        max_retries=client._options.max_retries,
-        restart=restart,
-        jitter=hooks.jitter,
-        wall_clock=hooks.wall_clock,
-        threaded_hash=threaded_hash,
-    )
-
-
-class PartFile:
-    """`<target>.part`: resumed if present, fsynced, then renamed into place; never a half target.
-
-    With `fsync=False` the rename is still atomic (errors, Ctrl-C and a killed
-    process never leave a half target) but a power loss may: curl's guarantee.
-    A raw descriptor, not a buffered file: writes are 1 MiB chunks already, and
-    each system call spared is a GIL hand-over spared when many download at once.
-    """
-
-    def __init__(self, target: Path, fetch: ObjectFetch, *, fsync: bool = True) -> None:
-        self.target, self.path, self.fetch = target, part_path(target), fetch
-        self.fsync = fsync
-        self.fd: int | None = None
-        self._unsynced = 0
-        self._flusher: _Flusher | None = None
-
-    def open(self) -> None:
-        """Open for appending; bytes already there are hashed and resumed from.
-
-        A `.part` that is a symbolic link is refused (O_NOFOLLOW): it could point anywhere.
-        """
-        self.fd = os.open(self.path, _PART_FLAGS, 0o644)
-        size = 0
-        if os.fstat(self.fd).st_size:
-            while block := os.pread(self.fd, HASH_READ_SIZE, size):
-                self.fetch.hash_existing(block)
-                size += len(block)
-        self.fetch.offset = size
-        self.fetch.resumed = size > 0
-
-    def write(self, chunk: Buffer) -> None:
-        assert self.fd is not None
-        if self.fetch.restarted:  # storage ignored our Range: start the file again
-            os.ftruncate(self.fd, 0)  # O_APPEND: the next write lands at 0
-            self.fetch.restarted = False
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(self.fd, view) :]
-        self._unsynced += len(chunk)
-        if self._unsynced >= FLUSH_EVERY and self.fsync:
-            # Write back in the background as we go, so the final fsync is short.
-            self._unsynced = 0
-            if self._flusher is None:
-                self._flusher = _Flusher(self.fd)
-            self._flusher.poke()
-
-    def finish(self, overwrite: bool) -> None:
-        """fsync, then atomically give the file its real name."""
-        assert self.fd is not None
-        self._stop_flusher()
-        if self.fsync:
-            _sync_data(self.fd)
-        self.close()
-        if overwrite:
-            os.replace(self.path, self.target)
-        else:
-            try:
-                os.link(self.path, self.target)  # atomic and refuses to clobber
-            except FileExistsError:
-                raise FileExistsError(
-                    f"{self.target} appeared during the download; kept {self.path}"
-                ) from None
-            except OSError:  # filesystems without hard links
-                if self.target.exists():
-                    raise FileExistsError(
-                        f"{self.target} exists (pass overwrite=True to replace it)"
-                    ) from None
-                os.replace(self.path, self.target)
-            else:
-                os.unlink(self.path)
-        if self.fsync:
-            _fsync_dir(self.target.parent)
-
-    def _stop_flusher(self) -> None:
-        if self._flusher is not None:
-            self._flusher.stop()
-            self._flusher = None
-
-    def close(self) -> None:
-        self._stop_flusher()
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            os.close(fd)
-
-    def abandon(self, error: BaseException) -> None:
-        """After a failure: drop a corrupt or empty .part, keep a partial one to resume."""
-        self.close()
-        if isinstance(error, IntegrityError) or (self.path.exists() and self.path.stat().st_size == 0):
-            self.path.unlink(missing_ok=True)
-
-
-_PART_FLAGS = (
-    os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-)
-
-
-FLUSH_EVERY = 32 << 20
-
-
-def _sync_data(fd: int) -> None:
-    """The data and the size that reads it back (not the times: fdatasync is cheaper); the
-    name is made durable by the directory's fsync after the rename. No fdatasync on macOS.
-    """
-    if hasattr(os, "fdatasync"):
-        os.fdatasync(fd)
-    else:
-        os.fsync(fd)
-
-
-class _Flusher:
-    """A thread that fdatasyncs a file when poked (the kernel writes back while we download)."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._wake = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(target=self._run, name="verbex-flush", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._done:
-                return
-            with contextlib.suppress(OSError):
-                os.fdatasync(self._fd)
-
-    def poke(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._done = True
-        self._wake.set()
-        self._thread.join()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _keep_part(error: BaseException) -> bool:
+    """A `.part` is kept for a resume unless its bytes are wrong (or of another object)."""
+    return not isinstance(error, IntegrityError)
 
 
 def _report(progress: Progress | None, fetch: ObjectFetch) -> None:
@@ -296,94 +171,113 @@ def _report(progress: Progress | None, fetch: ObjectFetch) -> None:
         progress(fetch.offset, fetch.total)
 
 
-# -- sync ------------------------------------------------------------------------------------
-
-
-def storage_opener(transport: _BaseTransport, *, zero_copy: bool, aborter: Aborter | None = None) -> Opener:
-    """How storage requests are sent: httpx, or the stdlib zero-copy path where it is equivalent."""
-    if not zero_copy:
-        return httpx_opener(transport.sync_storage_http())
-    pool = transport.stdlib_pool()
-
-    def open_reply(url: str, headers: dict[str, str]) -> AbstractContextManager[StorageReply]:
-        if can_use_stdlib(url, pool.proxies):
-            return pool.open(url, headers, aborter)
-        return httpx_opener(transport.sync_storage_http())(url, headers)  # created only if needed
-
-    return open_reply
-
-
-def iter_object(
-    client: Verbex,
-    fetch: ObjectFetch,
-    signed: SignedRecordingUrl,
-    expires_in_minutes: int,
-    cancel: threading.Event | None = None,
-    *,
-    zero_copy: bool = False,
-) -> Iterator[Buffer]:
-    """Yield the object's bytes from `fetch.offset` to the end, resuming and re-signing as needed.
-
-    Chunks are yielded as they arrive (httpx's own re-chunking would lose
-    buffered bytes when a connection drops); streams re-chunk afterwards.
-    With `zero_copy`, chunks may be bytearrays or memoryviews.
-    """
-    return fetch_object(
-        fetch,
-        signed,
-        expires_in_minutes,
-        open_reply=storage_opener(client._transport, zero_copy=zero_copy),
-        sign=client.recordings.signed_url,
-        sleep=client._transport.hooks.sleep,
-        cancel=cancel,
+def result_of(fetch: ObjectFetch, target: Path) -> DownloadResult:
+    return DownloadResult(
+        fetch.call_id,
+        target,
+        fetch.offset,
+        fetch.md5_hex,
+        fetch.resumed,
+        fetch.attempts,
+        fetch.crc32c_hex,
+        fetch.content_encoding,
     )
 
 
-def fetch_object(
+def _log_request(fetch: ObjectFetch, url: httpx.URL, headers: dict[str, str]) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        where = headers.get("Range", "whole object")
+        logger.debug("storage GET %s (%s, attempt %d)", describe_url(url), where, fetch.attempts)
+
+
+def _log_verified(fetch: ObjectFetch, target: Path) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        checks: list[str] = [name for name in ("crc32c", "md5") if name in fetch.expected] or ["size only"]
+        logger.debug(
+            "verified %s: %d bytes, %s (%s)", target.name, fetch.offset, "+".join(checks), fetch.call_id
+        )
+
+
+def _claim(part: PartFile, overwrite: bool, waited: bool) -> None:
+    """After winning the `.part`'s lock: refuse when the target is there (and not ours to replace)."""
+    if overwrite or not part.target.exists():
+        return
+    part.abandon(keep=True)  # removes the empty .part we made, keeps another's partial one
+    if waited:
+        raise FinishedElsewhere(part.target, "another download finished it while this one waited")
+    raise TargetExists(part.target)
+
+
+# -- sync ------------------------------------------------------------------------------------
+
+
+def receive(
     fetch: ObjectFetch,
     signed: SignedRecordingUrl,
-    expires_in_minutes: int,
-    *,
-    open_reply: Opener,
-    sign: Callable[..., SignedRecordingUrl],
-    sleep: Callable[[float], object],
-    cancel: threading.Event | None,
-) -> Iterator[Buffer]:
-    """The blocking loop behind iter_object, free of any client (async downloads run it on a thread)."""
+    sign: Sign,
+    storage: SyncStorage,
+    settings: FetchSettings,
+    cancel: threading.Event | None = None,
+) -> Generator[bytes, None, None]:
+    """Yield the object's bytes from `fetch.offset` to the end, resuming and re-signing as needed.
+
+    Yields b"" once a reply's headers are accepted (`fetch.total` is then known).
+    """
     step = Step()
     while True:
         if cancel is not None and cancel.is_set():
             raise Cancelled
         if step.delay:
-            sleep(step.delay)
+            if cancel is not None:
+                cancel.wait(step.delay)
+            else:
+                settings.hooks.sleep(step.delay)
             step = Step(resign=step.resign)
             continue  # check for cancellation again before the request
         if step.resign or signed.expired:
-            signed = sign(fetch.call_id, expires_in_minutes=expires_in_minutes)
-        check_storage_url(signed, fetch.call_id)
+            logger.debug("re-signing the URL for call %s", fetch.call_id)
+            signed = sign()
+        url = check_storage_url(signed.url, fetch.call_id, allow_insecure=settings.allow_insecure)
+        headers = fetch.start_request()
+        _log_request(fetch, url, headers)
+        failure: Failure | None = None
         try:
-            with open_reply(signed.url, fetch.start_request()) as reply:
+            with storage.get(url, headers, settings.timeout) as reply:
                 if reply.status_code >= 300:
                     step = fetch.error_reply(reply.status_code, reply.headers, reply.read())
-                    if fetch.complete:
-                        break
                     continue
                 fetch.accept(reply.status_code, reply.headers, reply.goog_hash)
-                yield b""  # headers accepted: `total` is known (streams wait for this on entry)
+                yield b""
                 for raw in reply.chunks():
                     if cancel is not None and cancel.is_set():
                         raise Cancelled
                     chunk = fetch.feed(raw)
-                    if len(chunk):
+                    if chunk:
                         yield chunk
-        except TRANSPORT_ERRORS as error:
-            step = fetch.transport_error(error)  # type: ignore[arg-type]
+        except storage.errors as error:
+            failure = transport_failure(error, url)
+        if failure is not None:  # raised outside the handler: nothing chains the URL-bearing error
+            step = fetch.transport_error(failure)
+            logger.debug("storage request for call %s failed (%s); resuming", fetch.call_id, failure.kind)
             continue
         next_step = fetch.body_ended()
         if next_step is None:
             break
         step = next_step
     fetch.verify()
+
+
+def lock_part(part: PartFile, cancel: threading.Event | None) -> bool:
+    """Wait for the `.part`'s lock; True when another writer held it first."""
+    waited = False
+    pause = cancel or threading.Event()
+    while not part.try_open():
+        if not waited:
+            logger.debug("waiting for another download of %s", part.target)
+            waited = True
+        if pause.wait(LOCK_POLL_SECONDS) and cancel is not None:
+            raise Cancelled
+    return waited
 
 
 def download(
@@ -401,62 +295,47 @@ def download(
     received: Callable[[], object] | None = None,
 ) -> DownloadResult:
     """`signed`: a URL download_many signed ahead (re-signed here if it expires before use).
-    `received`: called once the whole body is in, before the fsync and rename.
+    `received`: called once the whole body is in and verified, before the fsync and rename.
     """
     call_id, minutes, dest_path, dest_is_dir = plan_download(
         call_id, expires_in_minutes, dest, progress, overwrite=overwrite, fsync=fsync
     )
-    if signed is None:
-        signed = client.recordings.signed_url(call_id, expires_in_minutes=minutes)
+    client._storage_sync()  # a closed client fails here, before the API call
+
+    def sign() -> SignedRecordingUrl:
+        return client.recordings.signed_url(call_id, expires_in_minutes=minutes)
+
+    signed = signed or sign()
     target = target_for(dest_path, signed, call_id, overwrite, claim_name, dest_is_dir)
-    return write_object(
-        new_fetch(client, call_id, "truncate", threaded_hash=True),
-        target,
-        lambda fetch: iter_object(client, fetch, signed, minutes, cancel, zero_copy=True),
-        overwrite=overwrite,
-        fsync=fsync,
-        progress=progress,
-        received=received,
-    )
-
-
-def write_object(
-    fetch: ObjectFetch,
-    target: Path,
-    chunks_of: Callable[[ObjectFetch], Iterator[Buffer]],
-    *,
-    overwrite: bool,
-    fsync: bool,
-    progress: Progress | None,
-    received: Callable[[], object] | None = None,
-) -> DownloadResult:
-    """Receive the object into `target` through its `.part`: sync downloads, and async ones on
-    their thread. Blocking; failures leave a resumable `.part` or nothing. `received` is
-    called when the body is in and verified, before the fsync and rename.
-    """
-    part = PartFile(target, fetch, fsync=fsync)
+    settings = FetchSettings.of(client)
+    fetch = settings.new_fetch(call_id, "truncate")
+    part = PartFile(target, fsync=fsync, call_id=call_id)
+    _claim(part, overwrite, lock_part(part, cancel))
     try:
-        part.open()
+        for block in part.existing():
+            fetch.hash_existing(block)
+        fetch.resume_from(part.size)
         _report(progress, fetch)
-        for chunk in chunks_of(fetch):
-            part.write(chunk)
-            _report(progress, fetch)
+        # Closed at once on a failure here (a full disk): its connection goes with it.
+        with contextlib.closing(
+            receive(fetch, signed, sign, client._storage_sync(), settings, cancel)
+        ) as chunks:
+            for chunk in chunks:
+                if fetch.restarted:  # storage ignored our Range: the file starts again
+                    part.truncate()
+                    fetch.restarted = False
+                part.write_at(fetch.offset - len(chunk), chunk)
+                _report(progress, fetch)
+        if fetch.restarted:
+            part.truncate()
+        _log_verified(fetch, target)
         if received is not None:
             received()
-        part.finish(overwrite)
+        part.finish(fetch.offset, overwrite)
     except BaseException as error:
-        part.abandon(error)
+        part.abandon(keep=_keep_part(error))
         raise
-    finally:
-        fetch.close()  # stops the hashing thread on every path
-        release_receive_buffers()  # after close(): no chunk is still being hashed
     return result_of(fetch, target)
-
-
-def result_of(fetch: ObjectFetch, target: Path) -> DownloadResult:
-    return DownloadResult(
-        fetch.call_id, target, fetch.offset, fetch.md5_hex, fetch.resumed, fetch.attempts, fetch.crc32c_hex
-    )
 
 
 class _StreamState:
@@ -467,7 +346,8 @@ class _StreamState:
     ) -> None:
         self.call_id = call_id
         self._minutes, self._chunk_size = expires_in_minutes, chunk_size
-        self._fetch = new_fetch(client, call_id, "skip")
+        self._settings = FetchSettings.of(client)
+        self._fetch = self._settings.new_fetch(call_id, "skip")
         self._signed: SignedRecordingUrl | None = None
 
     @property
@@ -484,6 +364,15 @@ class _StreamState:
     def bytes_read(self) -> int:
         return self._fetch.offset
 
+    @property
+    def content_encoding(self) -> str | None:
+        """`gzip` for a gzip-stored object: the stream gives the stored bytes, as verified."""
+        return self._fetch.content_encoding
+
+    def __repr__(self) -> str:
+        state = "not entered" if self._signed is None else f"{self.bytes_read} of {self.total} bytes"
+        return f"{type(self).__name__}(call_id={self.call_id!r}, {state})"
+
 
 class RecordingStream(_StreamState):
     """What `recordings.stream()` yields: `file_name`, `total`, and iteration over byte chunks."""
@@ -491,11 +380,17 @@ class RecordingStream(_StreamState):
     def __init__(self, client: Verbex, call_id: str, expires_in_minutes: int, chunk_size: int) -> None:
         super().__init__(client, call_id, expires_in_minutes, chunk_size)
         self._client = client
-        self._iterator: Iterator[Buffer] | None = None
+        self._iterator: Iterator[bytes] | None = None
 
     def __enter__(self) -> Self:
-        self._signed = self._client.recordings.signed_url(self.call_id, expires_in_minutes=self._minutes)
-        self._iterator = iter_object(self._client, self._fetch, self._signed, self._minutes)
+        client, minutes = self._client, self._minutes
+        storage = client._storage_sync()
+
+        def sign() -> SignedRecordingUrl:
+            return client.recordings.signed_url(self.call_id, expires_in_minutes=minutes)
+
+        self._signed = sign()
+        self._iterator = receive(self._fetch, self._signed, sign, storage, self._settings)
         next(self._iterator, None)  # first reply's headers: errors surface here, `total` is set
         return self
 
@@ -511,7 +406,7 @@ class RecordingStream(_StreamState):
         return _rechunk(self._iterator, self._chunk_size)
 
 
-def _rechunk(chunks: Iterator[Buffer], size: int) -> Iterator[bytes]:
+def _rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
     """Chunks of exactly `size` bytes (the last may be shorter), none empty."""
     buffer = bytearray()
     for chunk in chunks:
@@ -526,37 +421,41 @@ def _rechunk(chunks: Iterator[Buffer], size: int) -> Iterator[bytes]:
 # -- async -----------------------------------------------------------------------------------
 
 
-async def aiter_object(
-    client: AsyncVerbex,
+async def areceive(
     fetch: ObjectFetch,
     signed: SignedRecordingUrl,
-    expires_in_minutes: int,
+    sign: AsyncSign,
+    storage: AsyncStorage,
+    settings: FetchSettings,
 ) -> AsyncIterator[bytes]:
-    """Async twin of iter_object (cancellation arrives as asyncio.CancelledError)."""
-    hooks = client._transport.hooks
-    http = client._transport.storage_http()
+    """Async twin of `receive` (cancellation arrives as asyncio.CancelledError, connect included)."""
     step = Step()
     while True:
         if step.delay:
-            await hooks.async_sleep(step.delay)
+            await settings.hooks.async_sleep(step.delay)
         if step.resign or signed.expired:
-            signed = await client.recordings.signed_url(fetch.call_id, expires_in_minutes=expires_in_minutes)
-        check_storage_url(signed, fetch.call_id)
+            logger.debug("re-signing the URL for call %s", fetch.call_id)
+            signed = await sign()
+        url = check_storage_url(signed.url, fetch.call_id, allow_insecure=settings.allow_insecure)
+        headers = fetch.start_request()
+        _log_request(fetch, url, headers)
+        failure: Failure | None = None
         try:
-            async with http.stream("GET", signed.url, headers=fetch.start_request()) as response:
-                if response.status_code >= 300:
-                    step = fetch.error_reply(response.status_code, response.headers, await response.aread())
-                    if fetch.complete:
-                        break
+            async with storage.get(url, headers, settings.timeout) as reply:
+                if reply.status_code >= 300:
+                    step = fetch.error_reply(reply.status_code, reply.headers, await reply.read())
                     continue
-                fetch.accept(response.status_code, response.headers, response.headers.get_list("x-goog-hash"))
-                yield b""  # headers accepted: `total` is known (streams wait for this on entry)
-                async for raw in response.aiter_raw():
+                fetch.accept(reply.status_code, reply.headers, reply.goog_hash)
+                yield b""
+                async for raw in reply.chunks():
                     chunk = fetch.feed(raw)
                     if chunk:
-                        yield bytes(chunk)  # already bytes here: no copy
-        except httpx.TransportError as error:
-            step = fetch.transport_error(error)
+                        yield chunk
+        except storage.errors as error:
+            failure = transport_failure(error, url)
+        if failure is not None:
+            step = fetch.transport_error(failure)
+            logger.debug("storage request for call %s failed (%s); resuming", fetch.call_id, failure.kind)
             continue
         next_step = fetch.body_ended()
         if next_step is None:
@@ -565,18 +464,61 @@ async def aiter_object(
     fetch.verify()
 
 
-async def _finish_off_loop(part: PartFile, overwrite: bool, then: Callable[[], object]) -> None:
-    """fsync can take a while: rename (and `then`, e.g. the manifest line) on a thread.
+async def on_thread(executor: Executor, fn: Callable[[], T]) -> T:
+    """`fn` on a file thread; a cancellation waits for it (milliseconds: one write, one fsync),
+    so nothing it does to the file happens behind the caller's back."""
+    future = asyncio.get_running_loop().run_in_executor(executor, fn)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            try:
+                await asyncio.shield(future)
+            except BaseException:  # cancelled again meanwhile, or fn failed: wait for the end all the same
+                continue
+        raise
 
-    A cancellation waits for the thread (milliseconds): the file is in place
-    and recorded, or neither, never renamed behind the caller's back.
-    """
 
-    def finish() -> None:
-        part.finish(overwrite)
-        then()
+class _AsyncWriter:
+    """Collects an async download's chunks and writes them a megabyte at a time on a file thread
+    (a thread hop per 64 KiB chunk would cost more than the write)."""
 
-    await _run_and_wait(finish)
+    def __init__(self, part: PartFile, executor: Executor) -> None:
+        self._part, self._executor = part, executor
+        self._pending: list[bytes] = []
+        self._at = 0
+        self._size = 0
+
+    async def add(self, position: int, chunk: bytes) -> None:
+        if self._pending and position != self._at + self._size:
+            await self.flush()
+        if not self._pending:
+            self._at = position
+        self._pending.append(chunk)
+        self._size += len(chunk)
+        if self._size >= ASYNC_WRITE_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._pending:
+            data, at = b"".join(self._pending), self._at
+            self._pending, self._size = [], 0
+            await on_thread(self._executor, lambda: self._part.write_at(at, data))
+
+    async def truncate(self) -> None:
+        self._pending, self._size = [], 0
+        await on_thread(self._executor, self._part.truncate)
+
+
+async def alock_part(part: PartFile) -> bool:
+    """Async twin of `lock_part` (non-blocking tries on the loop, asyncio.sleep between)."""
+    waited = False
+    while not part.try_open():
+        if not waited:
+            logger.debug("waiting for another download of %s", part.target)
+            waited = True
+        await asyncio.sleep(LOCK_POLL_SECONDS)
+    return waited
 
 
 async def adownload(
@@ -593,158 +535,61 @@ async def adownload(
     signed: SignedRecordingUrl | None = None,
     received: Callable[[], object] | None = None,
 ) -> DownloadResult:
-    """`signed`, `received`: as for `download` (`received` may be called from another thread)."""
+    """`signed`, `received`: as for `download`. `on_finished` runs with the rename, on the file
+    thread, so a cancellation never separates the two."""
     call_id, minutes, dest_path, dest_is_dir = plan_download(
         call_id, expires_in_minutes, dest, progress, overwrite=overwrite, fsync=fsync
     )
-    if signed is None:
-        signed = await client.recordings.signed_url(call_id, expires_in_minutes=minutes)
+    storage = client._storage_async()
+
+    async def sign() -> SignedRecordingUrl:
+        return await client.recordings.signed_url(call_id, expires_in_minutes=minutes)
+
+    signed = signed or await sign()
     target = target_for(dest_path, signed, call_id, overwrite, claim_name, dest_is_dir)
-    done: list[DownloadResult] = []
-
-    def record(result: DownloadResult) -> None:
-        done.append(result)
-        if on_finished is not None:
-            on_finished(result)
-
-    if can_use_stdlib(signed.url, client._transport.stdlib_pool().proxies):
-        await _adownload_on_thread(
-            client, call_id, signed, minutes, target, overwrite, fsync, progress, record, received
-        )
-        return done[0]
-    fetch = new_fetch(client, call_id, "truncate")
-    part = PartFile(target, fetch, fsync=fsync)
+    settings = FetchSettings.of(client)
+    fetch = settings.new_fetch(call_id, "truncate")
+    part = PartFile(target, fsync=fsync, call_id=call_id)
+    executor = storage.executor()
+    _claim(part, overwrite, await alock_part(part))
+    writer = _AsyncWriter(part, executor)
     try:
-        part.open()
+
+        def hash_existing() -> None:
+            for block in part.existing():
+                fetch.hash_existing(block)
+
+        await on_thread(executor, hash_existing)
+        fetch.resume_from(part.size)
         _report(progress, fetch)
-        async for chunk in aiter_object(client, fetch, signed, minutes):
-            part.write(chunk)
+        async for chunk in areceive(fetch, signed, sign, storage, settings):
+            if fetch.restarted:
+                await writer.truncate()
+                fetch.restarted = False
+            await writer.add(fetch.offset - len(chunk), chunk)
             _report(progress, fetch)
+        await writer.flush()
+        if fetch.restarted:
+            await writer.truncate()
+        _log_verified(fetch, target)
         if received is not None:
             received()
-        await _finish_off_loop(part, overwrite, lambda: record(result_of(fetch, target)))
+        result = result_of(fetch, target)
+
+        def finish() -> None:
+            part.finish(fetch.offset, overwrite)
+            if on_finished is not None:
+                on_finished(result)
+
+        await on_thread(executor, finish)
     except BaseException as error:
-        part.abandon(error)
+        keep = _keep_part(error)
+        if keep:  # the bytes received so far are good: on disk for a resume
+            with contextlib.suppress(Exception):
+                await writer.flush()
+        part.abandon(keep=keep)
         raise
-    return done[0]
-
-
-async def _adownload_on_thread(
-    client: AsyncVerbex,
-    call_id: str,
-    signed: SignedRecordingUrl,
-    minutes: int,
-    target: Path,
-    overwrite: bool,
-    fsync: bool,
-    progress: Progress | None,
-    record: Callable[[DownloadResult], None],
-    received: Callable[[], object] | None,
-) -> None:
-    """The sync zero-copy download on a thread of its own; the event loop only re-signs URLs and
-    runs `progress`. httpx's async reads cost ~3x the CPU per byte, and file writes and fsync
-    would block the loop. A cancellation stops the thread at once (its socket is shut down)
-    and waits for it, so the `.part` is left resumable and never written behind our back.
-    """
-    loop = asyncio.get_running_loop()
-    transport = client._transport
-    cancel, aborter = threading.Event(), Aborter()
-    callback_errors: list[BaseException] = []
-    signing: list[concurrent.futures.Future[SignedRecordingUrl]] = []
-
-    def sign(call_id: str, *, expires_in_minutes: int) -> SignedRecordingUrl:
-        future = asyncio.run_coroutine_threadsafe(
-            client.recordings.signed_url(call_id, expires_in_minutes=expires_in_minutes), loop
-        )
-        signing[:] = [future]
-        return future.result()
-
-    def report_on_loop(done: int, total: int | None) -> None:
-        def call() -> None:
-            try:
-                progress(done, total)  # type: ignore[misc]  # only passed on when set
-            except BaseException as error:  # raised out of adownload, as from the sync loop
-                callback_errors.append(error)
-                stop()
-
-        loop.call_soon_threadsafe(call)
-
-    def stop() -> None:
-        cancel.set()
-        aborter.abort()
-        for future in signing:
-            future.cancel()
-
-    def chunks_of(fetch: ObjectFetch) -> Iterator[Buffer]:
-        return fetch_object(
-            fetch,
-            signed,
-            minutes,
-            open_reply=storage_opener(transport, zero_copy=True, aborter=aborter),
-            sign=sign,
-            sleep=cancel.wait if transport.hooks.sleep is time.sleep else transport.hooks.sleep,
-            cancel=cancel,
-        )
-
-    def run() -> None:
-        fetch = new_fetch(client, call_id, "truncate", threaded_hash=True)
-        report = report_on_loop if progress is not None else None
-        record(
-            write_object(
-                fetch, target, chunks_of, overwrite=overwrite, fsync=fsync, progress=report, received=received
-            )
-        )
-
-    async with transport.download_slots():
-        try:
-            await _run_and_wait(run, stop)
-        except Cancelled:
-            if not callback_errors:
-                raise
-    if callback_errors:  # a progress callback raised: the download stopped, its error goes up
-        raise callback_errors[0]
-
-
-async def _run_and_wait(run: Callable[[], None], stop: Callable[[], None] = lambda: None) -> None:
-    """`run` on a thread of its own; a cancellation calls `stop` and waits for the thread to end,
-    so nothing it does (writing, renaming) happens behind the caller's back.
-    """
-    finished = _run_on_thread(run)
-    try:
-        await asyncio.shield(finished)
-    except asyncio.CancelledError:
-        stop()
-        await _wait_for(finished)
-        raise
-
-
-def _run_on_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
-    """`fn` on a new daemon thread (not the default executor: it has only cpu+4 workers)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[None] = loop.create_future()
-
-    def settle(error: BaseException | None) -> None:
-        if not future.done():
-            future.set_result(None) if error is None else future.set_exception(error)
-
-    def target() -> None:
-        error: BaseException | None = None
-        try:
-            fn()
-        except BaseException as exc:
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-            loop.call_soon_threadsafe(settle, error)
-
-    threading.Thread(target=target, name="verbex-adownload", daemon=True).start()
-    return future
-
-
-async def _wait_for(future: asyncio.Future[None]) -> None:
-    """Until `future` is done, whatever it raises, even if we are cancelled again meanwhile."""
-    while not future.done():
-        with contextlib.suppress(BaseException):
-            await asyncio.shield(future)
+    return result
 
 
 class AsyncRecordingStream(_StreamState):
@@ -756,10 +601,14 @@ class AsyncRecordingStream(_StreamState):
         self._iterator: AsyncIterator[bytes] | None = None
 
     async def __aenter__(self) -> Self:
-        self._signed = await self._client.recordings.signed_url(
-            self.call_id, expires_in_minutes=self._minutes
-        )
-        self._iterator = aiter_object(self._client, self._fetch, self._signed, self._minutes)
+        client, minutes = self._client, self._minutes
+        storage = client._storage_async()
+
+        async def sign() -> SignedRecordingUrl:
+            return await client.recordings.signed_url(self.call_id, expires_in_minutes=minutes)
+
+        self._signed = await sign()
+        self._iterator = areceive(self._fetch, self._signed, sign, storage, self._settings)
         await anext(self._iterator, None)  # first reply's headers: errors surface here, `total` is set
         return self
 

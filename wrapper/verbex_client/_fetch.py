@@ -1,33 +1,38 @@
-"""Fetching one storage object across many HTTP responses: the I/O-free state machine.
+"""Fetching one storage object across many HTTP replies: the I/O-free state machine.
 
 `ObjectFetch` decides what each storage reply means (continue, restart,
 re-sign, retry after a delay, or fail), tracks the offset, hashes every byte
-in order (resumed parts included) and verifies size and `x-goog-hash` at the
-end. The sync and async loops in `_download` only move bytes.
+in order (resumed bytes included, read back from disk) and verifies size and
+`x-goog-hash` at the end. The sync and async loops in `_download` only move
+bytes; both call this.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import queue
 import re
-import threading
-import typing
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
-from ._crc32c import Buffer, crc32c_extender
 from ._exceptions import DownloadError, IntegrityError
 from ._parsing import decode_body
 from ._retries import backoff_delay, is_retryable_status, parse_retry_after
 
 RestartPolicy = Literal["truncate", "skip"]
+# A URL storage calls expired is signed again at once, without counting as a failed
+# attempt; this many in a row with no byte in between (a clock far off) end the download.
+MAX_RESIGNS = 3
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 _XML_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
 _XML_MESSAGE = re.compile(r"<Message>([^<]{1,300})</Message>")
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def parse_goog_hash(values: list[str]) -> dict[str, bytes]:
@@ -50,6 +55,11 @@ def parse_content_range(value: str | None) -> tuple[int, int, int | None] | None
         return None
     first, last, total = match.groups()
     return int(first), int(last), None if total == "*" else int(total)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = (headers.get(name) or "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def storage_error_code(body: bytes) -> tuple[str | None, str | None]:
@@ -75,91 +85,55 @@ def is_expired_reply(status: int, code: str | None, message: str | None) -> bool
     return status == 403 and "expired" in (message or "").lower()
 
 
-HASH_QUEUE_DEPTH = 16  # chunks waiting for the hashing thread (see _storage_io.RING_SIZE)
-# Below this size, crc32c alone is hashed inline: starting a thread and handing
-# chunks over costs more than hashing a few MiB at several GB/s.
-THREADED_HASH_MIN_BYTES = 16 << 20
-_STOP = object()
-_RESET = object()
-_DROP_MD5 = object()
+def _crc32c_extend() -> Callable[[int, bytes], int] | None:
+    """google-crc32c's C `extend` (~25 GB/s here), or None without its C extension (its
+    pure-Python fallback is far too slow: md5 verifies instead)."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    return google_crc32c.extend if google_crc32c.implementation == "c" else None
 
 
 class Digests:
-    """crc32c (google-crc32c's C extension) and md5 of a byte sequence.
-
-    md5 runs at ~0.6 GB/s, crc32c at several GB/s, so once storage is known
-    to give a crc32c, `drop_md5()` stops the md5. After `start_thread()`
-    the hashing runs on its own thread, off the receiving thread; chunks
-    handed over must not be modified afterwards.
-    """
+    """crc32c and md5 of a byte sequence; md5 (~0.7 GB/s) stops once crc32c is known to verify."""
 
     def __init__(self) -> None:
-        self._crc_fn = crc32c_extender()
-        self._md5: typing.Any = hashlib.md5()  # None once dropped
-        self.md5_dropped = False
+        self._extend = _crc32c_extend()
         self._crc = 0
-        self._queue: queue.Queue[object] | None = None
-        self._thread: threading.Thread | None = None
+        self._md5: Any = hashlib.md5()  # None once dropped
+        self.md5_dropped = False
 
-    def start_thread(self) -> None:
-        """Hash on a thread from now on (everything before was hashed inline, in order)."""
-        if self._queue is None:
-            self._queue = queue.Queue(maxsize=HASH_QUEUE_DEPTH)
-            self._thread = threading.Thread(target=self._run, name="verbex-hash", daemon=True)
-            self._thread.start()
-
-    def _apply(self, item: object) -> None:
-        if item is _RESET:
-            self._md5 = None if self.md5_dropped else hashlib.md5()
-            self._crc = 0
-            return
-        if item is _DROP_MD5:
-            self._md5 = None
-            return
-        data = typing.cast(Buffer, item)
+    def update(self, data: bytes) -> None:
+        if self._extend is not None:
+            self._crc = self._extend(self._crc, data)
         if self._md5 is not None:
             self._md5.update(data)
-        if self._crc_fn is not None:
-            self._crc = self._crc_fn(data, self._crc)
-
-    def _run(self) -> None:
-        assert self._queue is not None
-        while (item := self._queue.get()) is not _STOP:
-            self._apply(item)
-
-    def update(self, data: Buffer) -> None:
-        self._send(data)
 
     def reset(self) -> None:
-        self._send(_RESET)
+        self._crc = 0
+        self._md5 = None if self.md5_dropped else hashlib.md5()
 
     def drop_md5(self) -> None:
         """Stop hashing md5 (only when crc32c is computed: something must verify the bytes)."""
-        if self._crc_fn is not None and not self.md5_dropped:
-            self.md5_dropped = True
-            self._send(_DROP_MD5)
-
-    def _send(self, item: object) -> None:
-        """To the hashing thread when there is one, else hashed (or applied) right here."""
-        if self._queue is not None:
-            self._queue.put(item)
-        else:
-            self._apply(item)
-
-    def close(self) -> None:
-        """Finish pending work and stop the thread (idempotent)."""
-        if self._thread is not None and self._queue is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = self._queue = None  # anything later is hashed inline
+        if self._extend is not None:
+            self.md5_dropped, self._md5 = True, None
 
     def md5(self) -> bytes | None:
-        self.close()
         return None if self._md5 is None else bytes(self._md5.digest())
 
     def crc32c(self) -> bytes | None:
-        self.close()
-        return self._crc.to_bytes(4, "big") if self._crc_fn is not None else None
+        return self._crc.to_bytes(4, "big") if self._extend is not None else None
+
+
+@attrs.frozen
+class Failure:
+    """A storage request that got no usable reply, as plain facts (no exception object: those
+    carry the URL with its signature)."""
+
+    kind: str
+    host: str
+    timeout: bool = False
 
 
 @attrs.define
@@ -178,11 +152,10 @@ class ObjectFetch:
         *,
         call_id: str,
         max_retries: int,
-        offset: int = 0,
-        restart: RestartPolicy = "truncate",
         jitter: Callable[[], float],
         wall_clock: Callable[[], float],
-        threaded_hash: bool = False,
+        offset: int = 0,
+        restart: RestartPolicy = "truncate",
     ) -> None:
         self.call_id = call_id
         self.max_retries = max_retries
@@ -193,23 +166,27 @@ class ObjectFetch:
         self.total: int | None = None
         self.expected: dict[str, bytes] = {}
         self.etag: str | None = None
+        self.content_encoding: str | None = None
         self.resumed = offset > 0
         self.attempts = 0  # storage requests made
         self.failures_without_progress = 0
-        self.restarted = False  # set when a 200 forced a restart from zero (truncate policy)
-        self._skip = 0  # bytes of a full-body reply to drop before yielding (skip policy)
+        self.resigns_without_progress = 0
+        self.restarted = False  # a 200 forced a restart from zero: the caller truncates its file
+        self._probing = False  # asking for the last byte we have, to learn size and checksums
+        self._skip = 0  # bytes at the start of the current reply that are not new
         self._progress_mark = offset
-        self.threaded_hash = threaded_hash  # may hash on a thread (see accept())
         self.digests = Digests()
 
     # -- hashing ----------------------------------------------------------------------------
 
+    def resume_from(self, size: int) -> None:
+        """Start after the `size` bytes already on disk (hashed with `hash_existing`)."""
+        self.offset = self._progress_mark = size
+        self.resumed = size > 0
+
     def hash_existing(self, data: bytes) -> None:
         """Account for bytes already on disk before the first request (resume from a .part)."""
         self.digests.update(data)
-
-    def _reset_hashes(self) -> None:
-        self.digests.reset()
 
     @property
     def md5_hex(self) -> str | None:
@@ -221,9 +198,6 @@ class ObjectFetch:
         crc = self.digests.crc32c()
         return None if crc is None else crc.hex()
 
-    def close(self) -> None:
-        self.digests.close()
-
     # -- requests and replies ---------------------------------------------------------------
 
     @property
@@ -233,13 +207,22 @@ class ObjectFetch:
     def start_request(self) -> dict[str, str]:
         """Count a storage request and give the headers it needs (the Range to resume from)."""
         self.attempts += 1
+        if self._probing:
+            return {"Range": f"bytes={self.offset - 1}-"}
         return {"Range": f"bytes={self.offset}-"} if self.offset > 0 else {}
+
+    def _refuse(self, status: int, what: str) -> DownloadError:
+        return DownloadError(
+            f"storage answered the request for call {self.call_id!r} with {what}",
+            call_id=self.call_id,
+            status_code=status,
+        )
 
     def accept(self, status: int, headers: Mapping[str, str], goog_hash: list[str]) -> None:
         """Check a 200/206 reply before reading its body; raises DownloadError when unusable."""
         etag = headers.get("etag")
         if self.etag is not None and etag is not None and etag != self.etag:
-            raise DownloadError(
+            raise IntegrityError(
                 f"recording for call {self.call_id!r} changed during the download "
                 f"(ETag {self.etag} -> {etag})",
                 call_id=self.call_id,
@@ -250,41 +233,58 @@ class ObjectFetch:
         self.expected.update(parse_goog_hash(goog_hash))
         if "crc32c" in self.expected:
             self.digests.drop_md5()  # crc32c verifies the bytes at a fraction of md5's cost
-        body_length = headers.get("content-length") or ""
-        big = not body_length.isdigit() or int(body_length) >= THREADED_HASH_MIN_BYTES
-        if self.threaded_hash and (big or not self.digests.md5_dropped):
-            self.digests.start_thread()
+        encoding = (headers.get("content-encoding") or "").strip().lower() or None
+        if encoding is None and (headers.get("x-goog-stored-content-encoding") or "").lower() == "gzip":
+            raise self._refuse(
+                status,
+                "the gzip-stored object decompressed (decompressive transcoding), although the "
+                "stored bytes were asked for: its checksum cannot be verified",
+            )
+        self.content_encoding = encoding
+        stored_length = _int_header(headers, "x-goog-stored-content-length")
+        content_range = headers.get("content-range")
         if status == 206:
-            parsed = parse_content_range(headers.get("content-range"))
-            if parsed is None or parsed[0] != self.offset:
-                raise DownloadError(
-                    f"storage answered Range bytes={self.offset}- with Content-Range "
-                    f"{headers.get('content-range')!r}",
-                    call_id=self.call_id,
-                    status_code=206,
-                )
-            if parsed[2] is not None:
-                self.total = parsed[2]
+            parsed = parse_content_range(content_range)
+            start = self.offset - 1 if self._probing else self.offset
+            if parsed is None or parsed[0] != start:
+                raise self._refuse(206, f"Content-Range {content_range!r} to Range bytes={start}-")
+            self._skip = 1 if self._probing else 0
+            self._probing = False
+            self._set_total(parsed[2] if parsed[2] is not None else stored_length)
             return
         # 200: the whole object, whatever we asked for.
-        length = headers.get("content-length")
-        self.total = int(length) if length and length.isdigit() else None
+        if content_range is not None:
+            parsed = parse_content_range(content_range)
+            whole = (
+                parsed is not None and parsed[0] == 0 and (parsed[2] is None or parsed[1] == parsed[2] - 1)
+            )
+            if not whole:
+                raise self._refuse(200, f"Content-Range {content_range!r}, which is not the whole object")
+        length = _int_header(headers, "content-length")
+        self._probing = False
+        self.total = None
+        self._set_total(length if length is not None else stored_length)
         if self.offset > 0:
             if self.restart_policy == "truncate":
-                self.offset = 0
-                self._progress_mark = 0
+                self.offset = self._progress_mark = 0
                 self.restarted = True
-                self._reset_hashes()
+                self.digests.reset()
             else:
                 self._skip = self.offset  # already yielded: drop them again from this body
 
-    def feed(self, chunk: Buffer) -> Buffer:
+    def _set_total(self, total: int | None) -> None:
+        """The latest reply's size wins (a first reply may overstate it and end early); the
+        checksums still judge the whole object."""
+        if total is not None:
+            self.total = total
+
+    def feed(self, chunk: bytes) -> bytes:
         """Account for body bytes; returns the part that is new to the consumer."""
         if self._skip:
             drop = min(self._skip, len(chunk))
             self._skip -= drop
             chunk = chunk[drop:]
-            if not len(chunk):
+            if not chunk:
                 return b""
         self.digests.update(chunk)
         self.offset += len(chunk)
@@ -304,32 +304,54 @@ class ObjectFetch:
         return self._failed("storage reply ended early", None)
 
     def error_reply(self, status: int, headers: Mapping[str, str], body: bytes) -> Step:
-        """An error status from storage: re-sign, retry, or raise DownloadError."""
+        """An error status from storage: probe, restart, re-sign, retry, or raise DownloadError."""
+        if status == 416 and self.offset > 0:
+            return self._unsatisfiable(headers.get("content-range"))
         code, message = storage_error_code(body)
-        if status == 416 and self.offset > 0 and self.restart_policy == "truncate":
-            parsed = parse_content_range(headers.get("content-range"))
-            if parsed is None and headers.get("content-range", "").startswith("bytes */"):
-                total = headers["content-range"].split("/", 1)[1]
-                if total.isdigit() and int(total) == self.offset:
-                    self.total = self.offset  # the .part already holds everything
-                    return Step()
-            self.offset, self._progress_mark, self.restarted = 0, 0, True
-            self._reset_hashes()
-            return self._failed("range not satisfiable; restarting", None)
         if is_expired_reply(status, code, message):
-            return self._failed(f"signed URL expired ({code or status})", None, resign=True)
+            self._count_resign(code or str(status))
+            return Step(resign=True)
         if is_retryable_status(status):
             hint = parse_retry_after(headers, self.wall_clock())
             return self._failed(f"storage answered {status}", hint, final=self._error(status, code, message))
         raise self._error(status, code, message)
 
-    def transport_error(self, error: Exception) -> Step:
+    def _unsatisfiable(self, content_range: str | None) -> Step:
+        """416 to `bytes=<offset>-`: we may already hold the whole object. One request for the
+        last byte we have gives the size and the checksums to verify it, without a new
+        transfer (fake-gcs-server and others send no Content-Range with their 416)."""
+        match = _UNSATISFIED_RANGE.fullmatch((content_range or "").strip())
+        size = int(match.group(1)) if match else None
+        if not self._probing and (size is None or size == self.offset):
+            self._probing = True
+            return Step()
+        # Larger than the object, or the probe failed too: start again from zero.
+        self._probing = False
+        self.offset = self._progress_mark = 0
+        self.restarted = True
+        self.digests.reset()
+        return self._failed("range not satisfiable; restarting", None)
+
+    def _count_resign(self, reason: str) -> None:
+        if self.offset > self._progress_mark:
+            self.resigns_without_progress = 0
+        self.resigns_without_progress += 1
+        if self.resigns_without_progress > MAX_RESIGNS:
+            raise DownloadError(
+                f"storage rejected {plural(self.resigns_without_progress, 'fresh signed URL')} for "
+                f"call {self.call_id!r} as expired ({reason}); is this machine's clock right?",
+                call_id=self.call_id,
+                code=reason,
+            )
+
+    def transport_error(self, failure: Failure) -> Step:
+        what = "timed out" if failure.timeout else "failed"
         return self._failed(
-            f"connection failed ({type(error).__name__})",
+            f"connection to {failure.host} {what} ({failure.kind})",
             None,
             final=DownloadError(
-                f"downloading recording for call {self.call_id!r} failed: connection failed "
-                f"({type(error).__name__}) at byte {self.offset}",
+                f"downloading the recording for call {self.call_id!r} failed: connection to "
+                f"{failure.host} {what} ({failure.kind}) at byte {self.offset}",
                 call_id=self.call_id,
             ),
         )
@@ -344,26 +366,33 @@ class ObjectFetch:
             code=code,
         )
 
-    def _failed(
-        self, reason: str, hint: float | None, *, resign: bool = False, final: DownloadError | None = None
-    ) -> Step:
+    def _failed(self, reason: str, hint: float | None, *, final: DownloadError | None = None) -> Step:
         """Count a failed attempt; progress since the last one resets the budget."""
         progressed = self.offset > self._progress_mark
         if progressed:
             self.failures_without_progress = 0
+            self.resigns_without_progress = 0
         self._progress_mark = self.offset
         self.failures_without_progress += 1
         if self.failures_without_progress > self.max_retries:
-            raise final or DownloadError(
-                f"downloading recording for call {self.call_id!r} failed: {reason} "
-                f"({self.failures_without_progress} attempts without progress)",
+            count = plural(self.failures_without_progress, "attempt")
+            if final is not None:
+                raise DownloadError(
+                    f"{final.message} ({count} without progress)",
+                    call_id=final.call_id,
+                    status_code=final.status_code,
+                    code=final.code,
+                )
+            raise DownloadError(
+                f"downloading the recording for call {self.call_id!r} failed: {reason} "
+                f"({count} without progress)",
                 call_id=self.call_id,
             )
         self.resumed = self.resumed or self.offset > 0
         # A drop after fresh bytes is resumed at once; repeated failures back off.
-        quick = resign or (progressed and hint is None)
+        quick = progressed and hint is None
         delay = 0.0 if quick else backoff_delay(self.failures_without_progress - 1, hint, jitter=self.jitter)
-        return Step(delay=delay, resign=resign)
+        return Step(delay=delay)
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -374,15 +403,9 @@ class ObjectFetch:
                 f"recording for call {self.call_id!r} is {self.offset} bytes, expected {self.total}",
                 call_id=self.call_id,
             )
-        md5 = self.expected.get("md5")
-        actual_md5 = self.digests.md5()
-        if md5 is not None and actual_md5 is not None and md5 != actual_md5:
-            raise IntegrityError(
-                f"md5 mismatch for the recording of call {self.call_id!r}", call_id=self.call_id
-            )
-        crc = self.expected.get("crc32c")
-        actual_crc = self.digests.crc32c()
-        if crc is not None and actual_crc is not None and crc != actual_crc:
-            raise IntegrityError(
-                f"crc32c mismatch for the recording of call {self.call_id!r}", call_id=self.call_id
-            )
+        for name, actual in (("md5", self.digests.md5()), ("crc32c", self.digests.crc32c())):
+            expected = self.expected.get(name)
+            if expected is not None and actual is not None and expected != actual:
+                raise IntegrityError(
+                    f"{name} mismatch for the recording of call {self.call_id!r}", call_id=self.call_id
+                )

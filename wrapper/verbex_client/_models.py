@@ -96,6 +96,8 @@ class DownloadResult:
     `crc32c` is set when google-crc32c's C extension is available (the
     default install); `md5` only when it was needed to verify the bytes,
     i.e. storage gave an md5 but no crc32c (md5 is ~10x slower).
+    `content_encoding` is `"gzip"` for an object stored gzip-compressed: the
+    file then holds the stored (compressed) bytes, as storage's checksums cover.
     """
 
     call_id: str
@@ -105,3 +107,4 @@ class DownloadResult:
     resumed: bool
     attempts: int
     crc32c: str | None = None
+    content_encoding: str | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Self
@@ -20,12 +19,11 @@ from . import _exceptions as exc
 from ._config import ClientOptions
 from ._logging import logger
 from ._retries import backoff_delay, is_retryable_status, parse_retry_after
-from ._storage_io import ConnectionPool
 
 if TYPE_CHECKING:
     import asyncio
 
-_POOL_LOCK = threading.Lock()  # storage pools are created on first use, maybe by several threads at once
+    from ._network import NetworkSettings
 
 
 def connection_error(error: httpx.TransportError) -> exc.APIConnectionError:
@@ -125,45 +123,15 @@ class _BaseTransport:
         # none of their own; a user's client (or a with_options copy with other
         # credentials sharing our pool) gets them per request instead.
         self.request_headers: dict[str, str] | None = None if http_has_headers else options.headers
-        # Storage (signed URLs) gets its own pool with no API headers at all, so
-        # the API key can never travel to the storage host. Shared by copies.
-        self.storage_pool: dict[str, Any] = {}
-        self.owns_storage = True
         # Parsed once per path: httpx would parse the URL string again on every request.
         self._urls: dict[str, httpx.URL] = {}
 
     def _sharing_pool_of(self, parent: _BaseTransport) -> Self:
-        self.storage_pool, self.owns_storage = parent.storage_pool, False
         # The shared httpx client carries the parent's headers; ours need sending
         # per request unless they are the same.
         self.http_has_headers = parent.http_has_headers and self.options.headers == parent.options.headers
         self.request_headers = None if self.http_has_headers else self.options.headers
         return self
-
-    def sync_storage_http(self) -> httpx.Client:
-        """Created on first use: its TLS context costs ~50 ms, and only proxied downloads need it."""
-        with _POOL_LOCK:  # download_many's workers may all ask at once
-            if "sync" not in self.storage_pool:
-                from ._config import DEFAULT_LIMITS
-
-                self.storage_pool["sync"] = httpx.Client(timeout=self.options.timeout, limits=DEFAULT_LIMITS)
-            client: httpx.Client = self.storage_pool["sync"]
-        return client
-
-    def stdlib_pool(self) -> ConnectionPool:
-        """Keep-alive connections for the zero-copy download path (see _storage_io)."""
-        with _POOL_LOCK:
-            if "stdlib" not in self.storage_pool:
-                read = self.options.timeout.read
-                self.storage_pool["stdlib"] = ConnectionPool(timeout=read)
-            pool: ConnectionPool = self.storage_pool["stdlib"]
-        return pool
-
-    def _close_sync_storage(self) -> None:
-        if self.owns_storage:
-            for key in ("sync", "stdlib"):
-                if key in self.storage_pool:
-                    self.storage_pool.pop(key).close()
 
     def _request_args(self, method: str, path: str, body: Any) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -178,40 +146,54 @@ class _BaseTransport:
         return args
 
 
-def new_http_client(options: ClientOptions) -> httpx.Client:
+def _pool_options(network: NetworkSettings) -> dict[str, Any]:
     from ._config import DEFAULT_LIMITS
 
+    return {
+        "limits": DEFAULT_LIMITS,
+        "verify": network.ssl_context(),
+        "proxy": network.proxy,
+        "trust_env": network.trust_env,
+    }
+
+
+def new_http_client(options: ClientOptions, network: NetworkSettings) -> httpx.Client:
     return httpx.Client(
-        base_url=options.base_url, headers=options.headers, timeout=options.timeout, limits=DEFAULT_LIMITS
+        base_url=options.base_url, headers=options.headers, timeout=options.timeout, **_pool_options(network)
     )
 
 
-def new_async_http_client(options: ClientOptions) -> httpx.AsyncClient:
-    from ._config import DEFAULT_LIMITS
-
+def new_async_http_client(options: ClientOptions, network: NetworkSettings) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        base_url=options.base_url, headers=options.headers, timeout=options.timeout, limits=DEFAULT_LIMITS
+        base_url=options.base_url, headers=options.headers, timeout=options.timeout, **_pool_options(network)
     )
 
 
 class SyncTransport(_BaseTransport):
-    def __init__(self, options: ClientOptions, http: httpx.Client | None, hooks: Hooks | None = None) -> None:
+    def __init__(
+        self,
+        options: ClientOptions,
+        http: httpx.Client | None,
+        hooks: Hooks | None = None,
+        *,
+        network: NetworkSettings | None = None,
+    ) -> None:
         super().__init__(
             options, owns_http=http is None, http_has_headers=http is None, hooks=hooks or Hooks()
         )
-        self.http = http or new_http_client(options)
+        if http is None:
+            from ._network import NetworkSettings
+
+            http = new_http_client(options, network or NetworkSettings())
+        self.http = http
 
     def derive(self, options: ClientOptions) -> SyncTransport:
         """A transport for other options over the same connection pool (not owning it)."""
         return SyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
 
-    def storage_http(self) -> httpx.Client:
-        return self.sync_storage_http()
-
     def close(self) -> None:
         if self.owns_http:
             self.http.close()
-        self._close_sync_storage()
 
     def request(self, method: str, path: str, body: Any) -> httpx.Response:
         """Send with retries; returns the final response (any status) or raises APIConnectionError."""
@@ -234,18 +216,28 @@ class SyncTransport(_BaseTransport):
 
 class AsyncTransport(_BaseTransport):
     def __init__(
-        self, options: ClientOptions, http: httpx.AsyncClient | None, hooks: Hooks | None = None
+        self,
+        options: ClientOptions,
+        http: httpx.AsyncClient | None,
+        hooks: Hooks | None = None,
+        *,
+        network: NetworkSettings | None = None,
     ) -> None:
         super().__init__(
             options, owns_http=http is None, http_has_headers=http is None, hooks=hooks or Hooks()
         )
-        self.http = http or new_async_http_client(options)
+        own = http is None
+        if http is None:
+            from ._network import NetworkSettings
+
+            http = new_async_http_client(options, network or NetworkSettings())
+        self.http = http
         # In front of our own pool, requests past its size wait on a semaphore
         # instead of in httpcore's queue, which rescans every waiting request
         # against every connection at each event: at 50 tasks on 20 connections
         # that was ~15% of each call's CPU. A user's client is left as configured.
         self.gate: asyncio.Semaphore | None = None
-        if http is None:
+        if own:
             import asyncio
 
             from ._config import POOL_SIZE
@@ -258,33 +250,9 @@ class AsyncTransport(_BaseTransport):
         derived.gate = self.gate  # the pool is shared, so is its gate
         return derived
 
-    def storage_http(self) -> httpx.AsyncClient:
-        if "async" not in self.storage_pool:
-            from ._config import DEFAULT_LIMITS
-
-            self.storage_pool["async"] = httpx.AsyncClient(
-                timeout=self.options.timeout, limits=DEFAULT_LIMITS
-            )
-        client: httpx.AsyncClient = self.storage_pool["async"]
-        return client
-
-    def download_slots(self) -> asyncio.Semaphore:
-        """At most as many download threads as storage connections (what httpx's pool allowed)."""
-        if "slots" not in self.storage_pool:
-            import asyncio  # not at import time: sync users never need it
-
-            from ._config import POOL_SIZE
-
-            self.storage_pool["slots"] = asyncio.Semaphore(POOL_SIZE)
-        slots: asyncio.Semaphore = self.storage_pool["slots"]
-        return slots
-
     async def aclose(self) -> None:
         if self.owns_http:
             await self.http.aclose()
-        if self.owns_storage and "async" in self.storage_pool:
-            await self.storage_pool.pop("async").aclose()
-        self._close_sync_storage()  # async downloads receive on threads through these too
 
     async def request(self, method: str, path: str, body: Any) -> httpx.Response:
         """Async twin of SyncTransport.request."""
