@@ -46,11 +46,11 @@ def find_nginx() -> str:
     raise SystemExit("benchmarks need nginx: apt-get install nginx-light (as root)")
 
 
-def venv(path: Path, packages: list[str]) -> Path:
-    """A venv at `path` holding `packages` (reused while its package list is unchanged)."""
+def venv(path: Path, packages: list[str], key: str = "") -> Path:
+    """A venv at `path` holding `packages` (reused while its package list and `key` are unchanged)."""
     python = path / "bin" / "python"
     stamp = path / ".packages"
-    wanted = "\n".join(packages)
+    wanted = "\n".join([*packages, key])
     if not (python.exists() and stamp.exists() and stamp.read_text() == wanted):
         shutil.rmtree(path, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
@@ -65,7 +65,8 @@ def venv(path: Path, packages: list[str]) -> Path:
 
 def clean_venv(work: Path) -> Path:
     """Our wheel and nothing else (the dev venv's extra packages inflate `import httpx`)."""
-    python = venv(work / "venv-ours", [str(ROOT)])
+    # Rebuilt when pyproject.toml changes (a new dependency), else reused.
+    python = venv(work / "venv-ours", [str(ROOT)], (ROOT / "pyproject.toml").read_text())
     # Always the current tree: reinstall just our package, without dependencies.
     subprocess.run(
         [

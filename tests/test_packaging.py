@@ -38,7 +38,7 @@ def test_wheel_holds_both_packages_with_py_typed_and_no_tests(wheel: Path) -> No
         line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line
     ]
     names = sorted(r.split(":", 1)[1].strip().split(">")[0].split("<")[0] for r in requires)
-    assert names == ["attrs", "google-crc32c", "httpx", "rich", "sniffio"]
+    assert names == ["attrs", "google-crc32c", "httpx", "rich", "sniffio", "urllib3"]
 
 
 def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:

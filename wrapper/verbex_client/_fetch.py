@@ -263,7 +263,8 @@ class ObjectFetch:
         length = _int_header(headers, "content-length")
         self._probing = False
         self.total = None
-        self._set_total(length if length is not None else stored_length)
+        # The object's size as stored, when storage says it, over the body's framing.
+        self._set_total(stored_length if stored_length is not None else length)
         if self.offset > 0:
             if self.restart_policy == "truncate":
                 self.offset = self._progress_mark = 0
@@ -369,10 +370,11 @@ class ObjectFetch:
     def _failed(self, reason: str, hint: float | None, *, final: DownloadError | None = None) -> Step:
         """Count a failed attempt; progress since the last one resets the budget."""
         progressed = self.offset > self._progress_mark
-        if progressed:
-            self.failures_without_progress = 0
-            self.resigns_without_progress = 0
         self._progress_mark = self.offset
+        if progressed:  # not a failed attempt: bytes came, so resuming always gets further
+            self.failures_without_progress = self.resigns_without_progress = 0
+            self.resumed = True
+            return Step(delay=0.0 if hint is None else backoff_delay(0, hint, jitter=self.jitter))
         self.failures_without_progress += 1
         if self.failures_without_progress > self.max_retries:
             count = plural(self.failures_without_progress, "attempt")
@@ -389,10 +391,7 @@ class ObjectFetch:
                 call_id=self.call_id,
             )
         self.resumed = self.resumed or self.offset > 0
-        # A drop after fresh bytes is resumed at once; repeated failures back off.
-        quick = progressed and hint is None
-        delay = 0.0 if quick else backoff_delay(self.failures_without_progress - 1, hint, jitter=self.jitter)
-        return Step(delay=delay)
+        return Step(delay=backoff_delay(self.failures_without_progress - 1, hint, jitter=self.jitter))
 
     # -- the end ----------------------------------------------------------------------------
 

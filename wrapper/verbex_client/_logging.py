@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 logger = logging.getLogger("verbex_client")
 
@@ -30,21 +31,32 @@ def setup_from_env() -> None:
 
 
 class _RedactQueryFilter(logging.Filter):
-    """Strips query strings from httpx's own request log lines (they hold URL signatures)."""
+    """Strips query strings from httpx's and urllib3's own request log lines (they hold URL
+    signatures): whole URLs, and urllib3's request targets (`/path?query`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from ._redact import redact_url
 
         if record.args and isinstance(record.args, tuple):
-            record.args = tuple(
-                redact_url(str(a)) if "://" in str(a) and "?" in str(a) else a for a in record.args
-            )
+            record.args = tuple(_redacted(a, redact_url) for a in record.args)
         return True
+
+
+def _redacted(arg: object, redact_url: Callable[[str], str]) -> object:
+    text = str(arg)
+    if "?" not in text:
+        return arg
+    if "://" in text:
+        return redact_url(text)
+    if text.startswith("/"):
+        return text.split("?", 1)[0] + "?***"
+    return arg
 
 
 def install_redaction() -> None:
     """Called on client construction: httpx logs full URLs (signatures included) at INFO."""
-    for name in ("httpx", "httpcore"):
+    # Filters apply to records of the logger itself, not of its children: name each one.
+    for name in ("httpx", "httpcore", "urllib3.connectionpool"):
         lib = logging.getLogger(name)
         if not any(isinstance(f, _RedactQueryFilter) for f in lib.filters):
             lib.addFilter(_RedactQueryFilter())

@@ -9,7 +9,17 @@ import attrs
 
 Target = Literal["api", "storage"]
 Action = Literal[
-    "status", "delay", "reset", "cut", "stall", "corrupt", "bad_length", "body", "ignore_range", "shift_range"
+    "status",
+    "delay",
+    "reset",
+    "cut",
+    "stall",
+    "corrupt",
+    "bad_length",
+    "body",
+    "ignore_range",
+    "shift_range",
+    "tail_as_200",
 ]
 
 

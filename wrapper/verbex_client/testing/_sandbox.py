@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import shutil
+import ssl
 import tempfile
 import threading
 import time
@@ -87,8 +88,12 @@ class Sandbox:
         bucket: str = "verbex-recordings",
         clock: Callable[[], float] = time.time,
         any_call_id: bytes | None = None,
+        tls: bool = False,
     ) -> None:
         self.host, self._port = host, port
+        # HTTPS with a certificate from a throw-away CA (trustme); clients trust `ca_bundle`.
+        self.tls = tls
+        self.ca_bundle: Path | None = None
         self.api_key = api_key or "API_" + secrets.token_urlsafe(45)
         self.bucket = bucket
         self.clock = clock
@@ -124,7 +129,7 @@ class Sandbox:
             return self
         self._tmp = tempfile.mkdtemp(prefix="verbex-sandbox-")
         self._stopping.clear()
-        self._server = SandboxHTTPServer((self.host, self._port), self)
+        self._server = SandboxHTTPServer((self.host, self._port), self, self._server_tls())
         self._last_base_url = self.base_url
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -134,6 +139,23 @@ class Sandbox:
         )
         self._thread.start()
         return self
+
+    def _server_tls(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        try:
+            import trustme
+        except ImportError:
+            raise RuntimeError(
+                "Sandbox(tls=True) needs trustme: pip install 'verbex-client[testing]'"
+            ) from None
+        assert self._tmp is not None
+        ca = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(self.host, "localhost", "127.0.0.1").configure_cert(context)
+        self.ca_bundle = Path(self._tmp) / "sandbox-ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_bundle))
+        return context
 
     def stop(self) -> None:
         """Stop serving, close every connection, join every thread, delete stored bytes."""
@@ -165,7 +187,7 @@ class Sandbox:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def _url_base(self) -> str:
         # Handlers still finishing after stop() (e.g. a delayed reply) must not fail on the port.
@@ -186,8 +208,14 @@ class Sandbox:
         file_name: str | None = None,
         *,
         content_type: str | None = None,
+        content_encoding: str | None = None,
     ) -> None:
-        """Make `call_id` have a recording: raw bytes, or a file on disk (served in place)."""
+        """Make `call_id` have a recording: raw bytes, or a file on disk (served in place).
+
+        `content_encoding="gzip"`: the bytes are the stored, gzip-compressed object; storage
+        serves them as GCS does (decompressed unless the client sends `Accept-Encoding: gzip`,
+        `x-goog-hash` always of the stored bytes).
+        """
         if self._tmp is None:
             self.start()
         assert self._tmp is not None
@@ -201,7 +229,7 @@ class Sandbox:
             disk_path = os.fspath(data_or_path)
             name = file_name if file_name is not None else Path(disk_path).name
         kind = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        obj = StoredObject.from_file(disk_path, kind)
+        obj = StoredObject.from_file(disk_path, kind, content_encoding)
         object_path = (
             f"/{self.bucket}/{hashlib.sha256(call_id.encode()).hexdigest()[:16]}/{_safe_object_name(name)}"
         )
@@ -263,16 +291,23 @@ class Sandbox:
 
     # -- clients ------------------------------------------------------------------------------
 
+    def client_options(self) -> dict[str, Any]:
+        """What a client needs to talk to this sandbox: key, base URL, and its CA when HTTPS."""
+        options: dict[str, Any] = {"api_key": self.api_key, "base_url": self.base_url}
+        if self.ca_bundle is not None:
+            options["verify"] = str(self.ca_bundle)
+        return options
+
     def client(self, **options: Any) -> Verbex:
         """A `Verbex` pointed at this sandbox with its key (options override)."""
         from verbex_client import Verbex
 
-        return Verbex(**{"api_key": self.api_key, "base_url": self.base_url, **options})
+        return Verbex(**{**self.client_options(), **options})
 
     def async_client(self, **options: Any) -> AsyncVerbex:
         from verbex_client import AsyncVerbex
 
-        return AsyncVerbex(**{"api_key": self.api_key, "base_url": self.base_url, **options})
+        return AsyncVerbex(**{**self.client_options(), **options})
 
     # -- faults -------------------------------------------------------------------------------
 
@@ -327,6 +362,11 @@ class Sandbox:
     def ignore_range_next(self, *, count: int = 1) -> None:
         """Answer the next ranged download(s) with 200 and the whole object, as some servers do."""
         self.faults.add(Fault("storage", "ignore_range", count))
+
+    def tail_as_200_next(self, *, count: int = 1) -> None:
+        """Answer the next ranged download(s) with 200, a Content-Range and only the asked-for
+        tail, without x-goog-hash: a broken proxy or cache."""
+        self.faults.add(Fault("storage", "tail_as_200", count))
 
     def shift_range_next(self, delta: int = 10, *, count: int = 1) -> None:
         """Answer the next ranged download(s) with a 206 starting `delta` bytes later than asked."""

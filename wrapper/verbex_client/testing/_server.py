@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -39,15 +40,22 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     # after 1 s.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox, tls: ssl.SSLContext | None = None) -> None:
         self.sandbox = sandbox
+        self.tls = tls
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         self.peak_connections = 0
         super().__init__(address, SandboxHandler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = super().get_request()
+        if self.tls is not None:  # the handshake happens on the handler's thread, not here
+            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, address
+
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-reply is normal here (faults, cancelled downloads).
+        # A client that hangs up mid-reply (or mid-handshake) is normal here (faults, cancels).
         if isinstance(sys.exc_info()[1], OSError):
             return
         super().handle_error(request, client_address)
@@ -102,6 +110,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
     server: SandboxHTTPServer
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
         super().setup()
         # Headers and body go out in separate writes; without this, Nagle plus
         # the client's delayed ACK stalls every keep-alive reply by ~40 ms.
@@ -263,7 +274,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             sandbox._check_url_limits(signature)
             if obj is None:
                 raise StorageError(404, "NoSuchKey", "The specified key does not exist.")
-            byte_range = parse_range(self.headers.get("Range"), obj.size)
+            transcode = obj.content_encoding == "gzip" and "gzip" not in self.headers.get(
+                "Accept-Encoding", ""
+            )
+            byte_range = None if transcode else parse_range(self.headers.get("Range"), obj.size)
             if fault is not None and byte_range is not None:
                 if fault.action == "ignore_range":
                     byte_range = None
@@ -273,7 +287,36 @@ class SandboxHandler(BaseHTTPRequestHandler):
             extra = {"Content-Range": f"bytes */{obj.size}"} if error.status == 416 and obj else None
             self._storage_error(error, extra)
             return
+        if transcode:
+            self._serve_transcoded(obj)
+            return
         self._serve_object(obj, byte_range, fault, signature)
+
+    def _object_headers(self, obj: StoredObject) -> None:
+        self.send_header("Content-Type", obj.content_type)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", obj.etag)
+        hashes = {"crc32c": obj.crc32c_b64, "md5": obj.md5_b64}
+        for name in self.sandbox.storage_hashes:
+            self.send_header("x-goog-hash", f"{name}={hashes[name]}")
+        self.send_header("x-goog-stored-content-length", str(obj.size))
+        if obj.content_encoding:
+            self.send_header("x-goog-stored-content-encoding", obj.content_encoding)
+
+    def _serve_transcoded(self, obj: StoredObject) -> None:
+        """GCS's decompressive transcoding: the whole object decompressed, no Content-Length, no
+        Content-Encoding, yet x-goog-hash of the stored (compressed) bytes."""
+        import gzip
+
+        with open(obj.path, "rb") as f:
+            data = gzip.decompress(f.read())
+        self.send_response(200)
+        self._object_headers(obj)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _send_file(self, f: BinaryIO, offset: int, count: int) -> int:
         """sendfile, or paced to `storage_bytes_per_second` in 16 KiB slices (a slow link)."""
@@ -303,15 +346,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         budget = self.sandbox._bytes_budget(signature)
         if budget is not None and budget < send_length:
             send_length = budget  # the URL "expires" mid-body: cut here, refuse it afterwards
-        self.send_response(206 if byte_range else 200)
-        self.send_header("Content-Type", obj.content_type)
+        tail_as_200 = fault is not None and fault.action == "tail_as_200" and byte_range is not None
+        self.send_response(206 if byte_range and not tail_as_200 else 200)
+        if tail_as_200:  # a broken proxy: the tail, called 200, without the object's hashes
+            self.send_header("Content-Type", obj.content_type)
+        else:
+            self._object_headers(obj)
         self.send_header("Content-Length", str(declared))
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("ETag", obj.etag)
-        hashes = {"crc32c": obj.crc32c_b64, "md5": obj.md5_b64}
-        for name in self.sandbox.storage_hashes:
-            self.send_header("x-goog-hash", f"{name}={hashes[name]}")
-        self.send_header("x-goog-stored-content-length", str(obj.size))
+        if obj.content_encoding:
+            self.send_header("Content-Encoding", obj.content_encoding)
         if byte_range:
             self.send_header("Content-Range", f"bytes {start}-{end}/{obj.size}")
         self.end_headers()

@@ -109,9 +109,10 @@ class StoredObject:
     crc32c_b64: str
     etag: str
     content_type: str
+    content_encoding: str | None = None  # "gzip": stored compressed, served as GCS serves it
 
     @classmethod
-    def from_file(cls, path: str, content_type: str) -> StoredObject:
+    def from_file(cls, path: str, content_type: str, content_encoding: str | None = None) -> StoredObject:
         md5 = hashlib.md5()
         crc = 0
         size = 0
@@ -127,6 +128,7 @@ class StoredObject:
             crc32c_b64=base64.b64encode(crc.to_bytes(4, "big")).decode(),
             etag=f'"{md5.hexdigest()}"',
             content_type=content_type,
+            content_encoding=content_encoding,
         )
 
 
