@@ -492,3 +492,60 @@ def test_downloads_resume_and_verify_without_the_linux_only_calls(
     (tmp_path / "third.ogg.part").write_bytes(b"x" * 5000)
     assert download(mode, sb, tmp_path / "third.ogg").crc32c == CRC
     assert (tmp_path / "third.ogg").read_bytes() == DATA
+
+
+# -- proxies and logs -------------------------------------------------------------------------
+
+
+def test_storage_goes_through_the_configured_proxy_with_the_same_tls_rules(mode: str, tmp_path: Path) -> None:
+    """`proxy=` and `verify=` apply to the API and to storage alike, sync (urllib3) and async (httpx)."""
+    from _proxy import ConnectProxy
+
+    with Sandbox(tls=True) as sb, ConnectProxy() as proxy:
+        sb.add_recording("c1", DATA, file_name=NAME)
+        stored = gzip.compress(DATA)
+        sb.add_recording("gz", stored, file_name="gz.ogg", content_encoding="gzip")
+        result = download(mode, sb, tmp_path, client_options={"proxy": proxy.url})
+        gz = download(mode, sb, tmp_path, call_id="gz", client_options={"proxy": proxy.url})
+        streamed = read_stream(mode, sb, "gz", proxy=proxy.url)
+        assert {f"CONNECT 127.0.0.1:{sb.port}"} == set(proxy.requests)
+        assert len(proxy.requests) >= 2  # the API pool's tunnel and the storage pool's
+    assert (tmp_path / NAME).read_bytes() == DATA and result.crc32c == CRC
+    assert (tmp_path / "gz.ogg").read_bytes() == stored and gz.content_encoding == "gzip"
+    assert streamed == (stored, "gzip")  # the same bytes on every path
+
+
+def test_downloads_log_each_storage_step_without_the_query(
+    mode: str, sb: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    sb.cut_next_download(300_000)
+    download(mode, sb, tmp_path)
+    ours = [r.getMessage() for r in caplog.records if r.name == "verbex_client"]
+    storage = [line for line in ours if line.startswith("storage GET 127.0.0.1/")]
+    assert len(storage) == 2 and "whole object" in storage[0] and "bytes=" in storage[1]
+    assert any("resuming" in line for line in ours) and any(
+        line.startswith("verified take.ogg") for line in ours
+    )
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    for url in sb.issued_urls:
+        assert url.split("?", 1)[1] not in everything
+        assert "X-Goog-Signature=" not in everything
+
+
+def test_re_signing_is_logged(
+    mode: str, sb: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="verbex_client")
+    sb.expire_urls(after_seconds=0, count=1)
+    download(mode, sb, tmp_path)
+    assert any(r.getMessage() == "re-signing the URL for call c1" for r in caplog.records)
+
+
+def test_streams_have_a_readable_repr(sb: Sandbox) -> None:
+    with sb.client() as client:
+        stream = client.recordings.stream("c1")
+        assert repr(stream) == "RecordingStream(call_id='c1', not entered)"
+        with stream:
+            assert repr(stream) == f"RecordingStream(call_id='c1', 0 of {len(DATA)} bytes)"
+            assert "X-Goog" not in repr(stream)
