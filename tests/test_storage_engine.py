@@ -19,6 +19,8 @@ from typing import Any
 
 import google_crc32c
 import pytest
+from hypothesis import HealthCheck, example, given, seed, settings
+from hypothesis import strategies as st
 from test_downloads import with_client
 
 import verbex_client as vc
@@ -549,3 +551,57 @@ def test_streams_have_a_readable_repr(sb: Sandbox) -> None:
         with stream:
             assert repr(stream) == f"RecordingStream(call_id='c1', 0 of {len(DATA)} bytes)"
             assert "X-Goog" not in repr(stream)
+
+
+# -- hostile URLs, generated ------------------------------------------------------------------
+
+_CLOSED_PORT: list[int] = []
+
+
+def _closed_port() -> int:
+    if not _CLOSED_PORT:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            _CLOSED_PORT.append(probe.getsockname()[1])
+    return _CLOSED_PORT[0]
+
+
+hostile_text = st.text(
+    alphabet=st.sampled_from(list("aZ09-._~%/?#&=+ \t\r\n\x00\x7fé€\u202e\ud7ff:@[]")), max_size=30
+)
+
+
+@seed(20261201)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    scheme=st.sampled_from(["https", "http", "HTTP", "ftp", "", "javascript"]),
+    host=st.sampled_from(["127.0.0.1", "[::1]", "localhost", "", "127.0.0.1:99999", "exa mple.com"]),
+    path=hostile_text,
+    extra=hostile_text,
+)
+@example(scheme="https", host="127.0.0.1", path="/a b.ogg", extra="")
+@example(scheme="https", host="127.0.0.1", path="/a.ogg", extra="\r\nX-Injected: 1")
+@example(scheme="https", host="127.0.0.1", path="/a.ogg", extra="é")
+@example(scheme="http", host="127.0.0.1:99999", path="/a.ogg", extra="")
+@example(scheme="https", host="127.0.0.1", path="/a.ogg", extra="#frag")
+def test_any_signed_url_gives_a_download_error_with_no_secret_anywhere_in_its_chain(
+    sb: Sandbox, tmp_path: Path, scheme: str, host: str, path: str, extra: str
+) -> None:
+    if host.startswith("127.0.0.1") and ":" not in host:
+        host = f"127.0.0.1:{_closed_port()}"  # nothing listens: refused at once
+    url = f"{scheme}://{host}{path}?X-Goog-Credential=cred%2F{SIGNATURE[:8]}&X-Goog-Signature={SIGNATURE}{extra}"
+    sb.respond_next(_api_reply(url), count=2)
+    with sb.client(max_retries=0) as client:
+        for action in (
+            lambda: client.recordings.download("c1", tmp_path, overwrite=True),
+            lambda: b"".join(client.recordings.stream("c1").__enter__()),
+        ):
+            try:
+                action()
+            except vc.DownloadError as error:
+                text = chain_text(error)
+                assert SIGNATURE not in text and f"cred%2F{SIGNATURE[:8]}" not in text, text
+            else:
+                pytest.fail(f"{url!r} downloaded from a port nobody listens on")
+    sb.faults.clear()
+    assert not (tmp_path / NAME).exists()
