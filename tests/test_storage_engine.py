@@ -605,3 +605,40 @@ def test_any_signed_url_gives_a_download_error_with_no_secret_anywhere_in_its_ch
                 pytest.fail(f"{url!r} downloaded from a port nobody listens on")
     sb.faults.clear()
     assert not (tmp_path / NAME).exists()
+
+
+def test_closing_a_with_options_copy_leaves_the_client_usable(mode: str, sb: Sandbox, tmp_path: Path) -> None:
+    async def run_async(client: Any) -> None:
+        async with client.with_options(max_retries=0) as copy:
+            await copy.recordings.download("c1", tmp_path / "a.ogg")
+        await client.recordings.download("c1", tmp_path / "b.ogg")
+
+    def run(client: Any) -> Any:
+        if mode == "async":
+            return run_async(client)
+        with client.with_options(max_retries=0) as copy:
+            copy.recordings.download("c1", tmp_path / "a.ogg")
+        return client.recordings.download("c1", tmp_path / "b.ogg")
+
+    with_client(mode, sb, run)
+    assert (tmp_path / "b.ogg").read_bytes() == DATA
+
+
+def test_a_closed_client_refuses_downloads_with_client_closed_error(
+    mode: str, sb: Sandbox, tmp_path: Path
+) -> None:
+    if mode == "sync":
+        client = sb.client()
+        client.close()
+        with pytest.raises(vc.ClientClosedError):
+            client.recordings.download("c1", tmp_path)
+    else:
+
+        async def run() -> None:
+            client = sb.async_client()
+            await client.aclose()
+            with pytest.raises(vc.ClientClosedError):
+                await client.recordings.download("c1", tmp_path)
+
+        asyncio.run(run())
+    assert sb.requests == [] and list(tmp_path.iterdir()) == []

@@ -81,6 +81,8 @@ class _ClientBase(Generic[TransportT]):
     _transport: TransportT
     _shared: _Shared
 
+    _owns_shared = True
+
     def _setup(self, transport: TransportT, shared: _Shared) -> None:
         self._transport = transport
         self._options = transport.options
@@ -104,6 +106,7 @@ class _ClientBase(Generic[TransportT]):
         """A copy with some options changed, sharing this client's connection pool."""
         copy = object.__new__(type(self))
         copy._setup(self._transport.derive(_overridden(self._options, overrides)), self._shared)
+        copy._owns_shared = False  # closing a copy leaves the pools it shares open
         return copy
 
     @property
@@ -183,9 +186,11 @@ class Verbex(_ClientBase[SyncTransport]):
 
     def close(self) -> None:
         """Close the connection pools (a client passed in as `http_client` is left open)."""
-        self._shared.closed = True
-        if self._shared.sync_storage is not None:
-            self._shared.sync_storage.close()
+        shared = self._shared
+        if self._owns_shared:
+            shared.closed = True
+            if shared.sync_storage is not None:
+                shared.sync_storage.close()
         self._transport.close()
         extra = self.__dict__.pop("_extra_http", None)
         if extra is not None:
@@ -251,9 +256,11 @@ class AsyncVerbex(_ClientBase[AsyncTransport]):
 
     async def aclose(self) -> None:
         """Close the connection pools (a client passed in as `http_client` is left open)."""
-        self._shared.closed = True
-        if self._shared.async_storage is not None:
-            await self._shared.async_storage.aclose()
+        shared = self._shared
+        if self._owns_shared:
+            shared.closed = True
+            if shared.async_storage is not None:
+                await shared.async_storage.aclose()
         await self._transport.aclose()
         extra = self.__dict__.pop("_extra_http", None)
         if extra is not None:
