@@ -220,3 +220,11 @@ def test_many_files_on_a_terminal_point_to_the_manifest(sb: Sandbox, tmp_path: P
     assert status == 0, screen
     assert f"written: 25 files in {tmp_path}, each listed in {tmp_path / 'manifest.jsonl'}" in screen
     assert "many-3.ogg (" not in screen
+
+
+def test_debug_logs_replace_the_bars_rather_than_tear_them(sb: Sandbox, tmp_path: Path) -> None:
+    status, screen = run_on_a_terminal(
+        env_for(sb, VERBEX_LOG="debug"), "recordings", "download", "demo-call-001", "-o", str(tmp_path)
+    )
+    assert status == 0, screen
+    assert "POST /v1/call-recording/signed-url -> 200" in screen and "━" not in screen

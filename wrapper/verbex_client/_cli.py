@@ -393,7 +393,9 @@ def cmd_download(args: argparse.Namespace) -> int:
     dest = args.output
     into_dir = _check_destination(dest, len(distinct))
     started = time.monotonic()
-    bars = sys.stderr.isatty() and not args.quiet
+    # Debug logs write to stderr on their own: they replace the bars rather than tear them.
+    logging_on = args.debug or os.environ.get("VERBEX_LOG", "").lower() in ("debug", "info")
+    bars = sys.stderr.isatty() and not args.quiet and not logging_on
     # On a terminal the bars stand for the per-file lines (listed at the end instead);
     # piped or redirected, each line goes out as soon as its call is done.
     lines = not args.quiet and not (bars and sys.stdout.isatty())
