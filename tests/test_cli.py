@@ -265,6 +265,8 @@ def test_help_explains_every_option_with_examples() -> None:
         "examples:",
     ):
         assert option in download.stdout
+    for text in (top.stdout, download.stdout):  # the exit status of `verbex ... | head -1`, documented
+        assert "141 stdout closed early" in text
     assert verbex(None, "--version").stdout.startswith("verbex-client ")
 
 

@@ -30,10 +30,9 @@ API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL = "VERBEX_API_KEY", "VERBEX_BASE_URL
 MAX_EXPIRY_MINUTES = 7 * 24 * 60
 MAX_LISTED = 20  # files listed one by one at the end on a terminal; more get a pointer to the manifest
 
-EXIT_STATUS = (
-    "Exit status: 0 all succeeded, 1 any failed, 2 usage error, 130 interrupted (Ctrl-C), "
-    "141 stdout closed early (e.g. `| head -1`: the run stops quietly)."
-)
+EXIT_STATUS = """\
+Exit status: 0 all succeeded, 1 any failed, 2 usage error, 130 interrupted
+(Ctrl-C), 141 stdout closed early (e.g. `| head -1`: the run stops quietly)."""
 
 EPILOG = f"""\
 examples:
@@ -354,18 +353,6 @@ def read_ids(args: argparse.Namespace) -> list[str]:
     return [call_id for call_id, _ in ids]
 
 
-def _item_json(item: BatchItem) -> str:
-    return json.dumps(
-        {
-            "call_id": item.call_id,
-            "status": item.status,
-            "path": str(item.path) if item.path else None,
-            "bytes": item.bytes,
-            "error": describe_error(item.error) if item.error else None,
-        }
-    )
-
-
 def _names_directory(dest: str) -> bool:
     """`-o dir/`: a trailing separator means a directory (to create), as with cp and rsync."""
     return dest.endswith(("/", os.sep, os.altsep or os.sep))
@@ -484,11 +471,22 @@ class _Report:
         if self.display is not None:
             self.display.settled(item)
         if self.json:
-            print(_item_json(item), flush=True)
+            print(self.as_json(item), flush=True)
         elif item.status == "failed":
             _print_error(f"{item.call_id}: {self.reason(item)}")
         elif self.lines:
             print(f"{item.status} {item.call_id} -> {item.path} ({human_bytes(item.bytes)})", flush=True)
+
+    def as_json(self, item: BatchItem) -> str:
+        return json.dumps(
+            {
+                "call_id": item.call_id,
+                "status": item.status,
+                "path": str(item.path) if item.path else None,
+                "bytes": item.bytes,
+                "error": self.reason(item) if item.error else None,
+            }
+        )
 
     def reason(self, item: BatchItem) -> str:
         return describe_error(item.error or Exception("failed"), api_host=self.api_host)

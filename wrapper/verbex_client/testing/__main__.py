@@ -15,10 +15,10 @@ import sys
 import tempfile
 import threading
 
-DESCRIPTION = (
-    "Run a local sandbox of the Verbex API and its recording storage on 127.0.0.1 until Ctrl-C, "
-    "serving demo recordings (real WAV files). Prints the base URL, the API key and a command to try."
-)
+DESCRIPTION = """\
+Run a local sandbox of the Verbex API and its recording storage until Ctrl-C,
+serving demo recordings (real WAV files). Prints the base URL, the API key and
+a command to try."""
 EPILOG = """\
 examples:
   {prog}                                       # demo-call-001..003, small WAVs
