@@ -1,4 +1,4 @@
-"""`make demo`: the main job end to end, offline, as a user would do it.
+"""`make demo`: the main job end to end, on 127.0.0.1 only, as a user would do it.
 
 Starts `verbex sandbox` (demo recordings are real WAV files), runs
 `verbex recordings url` and `verbex recordings download` against it, proves
@@ -45,14 +45,18 @@ def start_sandbox() -> tuple[subprocess.Popen[str], dict[str, str]]:
     return proc, env
 
 
-def run(args: list[str], env: dict[str, str]) -> str:
+def run(args: list[str], env: dict[str, str], *, capture: bool = False) -> str:
+    """Run `verbex ARGS`. Its output goes straight to ours, in the order it writes it (each
+    per-file line, then the summary; progress bars on a terminal), unless `capture`."""
     print("$ verbex " + " ".join(args), flush=True)
-    # stderr stays on this terminal: progress bars show when there is one.
-    result = subprocess.run([*VERBEX, *args], env=env, stdout=subprocess.PIPE, text=True, timeout=120)
-    print(result.stdout, end="", flush=True)
+    result = subprocess.run(
+        [*VERBEX, *args], env=env, stdout=subprocess.PIPE if capture else None, text=True, timeout=120
+    )
+    if capture:
+        print(result.stdout, end="", flush=True)
     if result.returncode != 0:
         fail(f"`verbex {' '.join(args)}` exited {result.returncode}")
-    return result.stdout
+    return result.stdout or ""
 
 
 def main() -> int:
@@ -64,7 +68,7 @@ def main() -> int:
     try:
         print(f"VERBEX_BASE_URL={env['VERBEX_BASE_URL']}")
         step("a signed URL for one call")
-        url = run(["recordings", "url", call_id], env).strip()
+        url = run(["recordings", "url", call_id], env, capture=True).strip()
         if not url.startswith(env["VERBEX_BASE_URL"]) or "X-Goog-Signature=" not in url:
             fail(f"unexpected URL {url!r}")
         step("downloading the recordings")
@@ -84,6 +88,10 @@ def main() -> int:
             md5 = hashlib.md5(data).hexdigest()
             print(f"{name}: byte-identical, md5 {md5}, WAV {channels} ch {rate} Hz {seconds:.2f} s")
         step(f"done: the recordings are in {OUT.relative_to(ROOT)}/")
+        print(
+            "to watch the progress bars: verbex sandbox --recordings 5 --size 20MB --rate 5MB\n"
+            "and, in another terminal, the download command it prints"
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

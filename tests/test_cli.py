@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,13 +19,19 @@ from verbex_client.testing._audio import DEMO_CALL_IDS, demo_recording
 BIG = os.urandom(3_000_000)
 
 
-@pytest.fixture
-def sb(verbex_sandbox: Sandbox) -> Sandbox:
+def with_recordings(sandbox: Sandbox, **extra: bytes) -> Sandbox:
+    """The demo recordings, plus `extra` (call id -> bytes, stored as `<call id>.ogg`)."""
     for call_id in DEMO_CALL_IDS:
         data, name = demo_recording(call_id)
-        verbex_sandbox.add_recording(call_id, data, name)
-    verbex_sandbox.add_recording("big", BIG, "big.ogg")
-    return verbex_sandbox
+        sandbox.add_recording(call_id, data, name)
+    for call_id, data in extra.items():
+        sandbox.add_recording(call_id, data, f"{call_id}.ogg")
+    return sandbox
+
+
+@pytest.fixture
+def sb(verbex_sandbox: Sandbox) -> Sandbox:
+    return with_recordings(verbex_sandbox, big=BIG)
 
 
 def env_for(sb: Sandbox | None, **extra: str) -> dict[str, str]:
@@ -82,13 +89,14 @@ def test_download_non_tty_prints_one_plain_line_per_file_and_a_summary(sb: Sandb
 def test_download_json_lines_and_rerun_skips(sb: Sandbox, tmp_path: Path) -> None:
     first = verbex(sb, "recordings", "download", "demo-call-001", "nope", "-o", str(tmp_path), "--json")
     assert first.returncode == 1
-    rows = [json.loads(line) for line in first.stdout.splitlines()]
-    assert [r["call_id"] for r in rows] == ["demo-call-001", "nope"]
-    assert set(rows[0]) == {"call_id", "status", "path", "bytes", "error"}
-    assert rows[0]["status"] == "downloaded" and rows[0]["error"] is None
-    assert rows[1]["status"] == "failed" and "recording not found (404" in rows[1]["error"]
-    again = verbex(sb, "recordings", "download", "demo-call-001", "-o", str(tmp_path), "--json")
-    assert json.loads(again.stdout)["status"] == "skipped" and again.returncode == 0
+    rows = {row["call_id"]: row for row in map(json.loads, first.stdout.splitlines())}  # in finishing order
+    assert sorted(rows) == ["demo-call-001", "nope"]
+    assert set(rows["demo-call-001"]) == {"call_id", "status", "path", "bytes", "error"}
+    assert rows["demo-call-001"]["status"] == "downloaded" and rows["demo-call-001"]["error"] is None
+    assert rows["nope"]["status"] == "failed" and "recording not found (404" in rows["nope"]["error"]
+    again = verbex(sb, "recordings", "download", "demo-call-001", "nope", "-o", str(tmp_path), "--json")
+    statuses = {row["call_id"]: row["status"] for row in map(json.loads, again.stdout.splitlines())}
+    assert statuses == {"demo-call-001": "skipped", "nope": "failed"}
 
 
 def test_single_call_to_a_file_path(sb: Sandbox, tmp_path: Path) -> None:
@@ -174,6 +182,7 @@ def test_unreachable_api(tmp_path: Path) -> None:
         VERBEX_BASE_URL="http://127.0.0.1:9",
     )
     assert out.returncode == 1 and out.stderr.startswith("error: could not reach the API")
+    assert "127.0.0.1:9" in out.stderr and "--base-url" in out.stderr  # the host, and the flag to fix it
     assert "Traceback" not in out.stderr
 
 
@@ -209,7 +218,8 @@ def test_usage_errors_exit_2(sb: Sandbox, args: list[str]) -> None:
 
 def test_missing_api_key_is_a_usage_error_naming_the_variable() -> None:
     out = verbex(None, "recordings", "url", "c1")
-    assert out.returncode == 2 and "VERBEX_API_KEY" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr == "error: no API key: pass --api-key KEY or set VERBEX_API_KEY\n"
 
 
 @pytest.mark.parametrize(("flag", "fsynced"), [([], True), (["--no-fsync"], False)])
@@ -255,6 +265,8 @@ def test_help_explains_every_option_with_examples() -> None:
         "examples:",
     ):
         assert option in download.stdout
+    for text in (top.stdout, download.stdout):  # the exit status of `verbex ... | head -1`, documented
+        assert "141 stdout closed early" in text
     assert verbex(None, "--version").stdout.startswith("verbex-client ")
 
 
@@ -315,7 +327,11 @@ def test_tty_shows_progress_bars(sb: Sandbox, tmp_path: Path) -> None:
     text = screen.decode(errors="replace")
     assert "total" in text and "━" in text and "3.0 MB" in text  # a total bar with byte counts
     assert "2 downloaded, 0 skipped, 0 failed" in text
-    assert proc.stdout is not None and proc.stdout.read() == b""  # bars on the terminal, nothing on stdout
+    # Bars on the terminal; the piped stdout still gets one plain line per file.
+    assert proc.stdout is not None
+    out = proc.stdout.read().decode()
+    assert sorted(line.split()[1] for line in out.splitlines()) == ["big", "demo-call-001"]
+    assert "\x1b[" not in out
     assert (tmp_path / "big.ogg").read_bytes() == BIG
 
 
@@ -345,3 +361,129 @@ def test_sigint_leaves_no_target_and_a_rerun_completes(sb: Sandbox, tmp_path: Pa
     assert rerun.returncode == 0, rerun.stderr
     assert (tmp_path / "big.ogg").read_bytes() == BIG and not part.exists()
     assert sb.storage_requests()[0].headers["Range"] == "bytes=1000000-"
+
+
+# -- errors in the command's own words ------------------------------------------------------
+
+PYTHON_NAMES = (
+    "api_key=",
+    "expires_in_minutes",
+    "timeout must",
+    "concurrency must",
+    "max_retries",
+    "base_url",
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ([], {"VERBEX_API_KEY": ""}, "VERBEX_API_KEY is empty: pass --api-key KEY or set VERBEX_API_KEY"),
+        (["--api-key", " "], {}, "--api-key is empty: pass --api-key KEY or set VERBEX_API_KEY"),
+        ([], {"VERBEX_API_KEY": "API_key_with_newline\n"}, "the API key from VERBEX_API_KEY has surrounding"),
+        (["--base-url", "ftp://host"], {}, "--base-url must be an http(s) URL such as https://api.verbex.ai"),
+        ([], {"VERBEX_BASE_URL": "localhost:8080"}, "VERBEX_BASE_URL must be an http(s) URL"),
+        (["--timeout", "0"], {}, "argument --timeout: expected a number of seconds > 0, got '0'"),
+        (["--max-retries", "-1"], {}, "argument --max-retries: expected a whole number >= 0, got '-1'"),
+    ],
+)
+def test_configuration_errors_name_the_flag_or_variable(
+    sb: Sandbox, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    out = verbex(sb, *args, "recordings", "url", "demo-call-001", **env)
+    assert out.returncode == 2 and expected in out.stderr, out.stderr
+    assert not any(name in out.stderr for name in PYTHON_NAMES), out.stderr
+    assert "Traceback" not in out.stderr and sb.requests == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["url", "c1", "--expires-in-minutes", "0"], "argument --expires-in-minutes: expected whole minutes"),
+        (["download", "c1", "--expires-in-minutes", "20000"], "from 1 to 10080 (7 days), got '20000'"),
+        (["download", "c1", "--concurrency", "0"], "argument --concurrency: expected a whole number >= 1"),
+        (["download", "c1", "x" * 513], "invalid call id 'xxx"),
+    ],
+)
+def test_argument_errors_name_the_flag(sb: Sandbox, args: list[str], expected: str) -> None:
+    out = verbex(sb, "recordings", *args)
+    assert out.returncode == 2 and expected in out.stderr, out.stderr
+    assert not any(name in out.stderr for name in PYTHON_NAMES), out.stderr
+    assert sb.requests == []
+
+
+def test_a_bad_call_id_in_the_ids_file_names_its_line(sb: Sandbox, tmp_path: Path) -> None:
+    out = verbex(sb, "recordings", "download", "--ids-file", "-", "-o", str(tmp_path), stdin="c1\nc\x072\n")
+    assert out.returncode == 2 and sb.requests == []
+    assert (
+        "error: invalid call id 'c\\x072' (--ids-file line 2): must not contain control characters"
+        in out.stderr
+    )
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_an_existing_file_as_the_destination_of_several_calls_is_named(
+    sb: Sandbox, tmp_path: Path, overwrite: list[str]
+) -> None:
+    target = tmp_path / "taken.wav"
+    target.write_bytes(b"mine")
+    out = verbex(
+        sb, "recordings", "download", "demo-call-001", "demo-call-002", "-o", str(target), *overwrite
+    )
+    assert out.returncode == 2 and sb.requests == [], out.stderr
+    assert f"-o {target}: that is an existing file, and 2 call ids need a directory" in out.stderr
+    assert "[Errno" not in out.stderr and "error: 17" not in out.stderr
+    assert target.read_bytes() == b"mine"
+
+
+def test_an_existing_recording_in_the_directory_is_named_with_the_flag(sb: Sandbox, tmp_path: Path) -> None:
+    existing = tmp_path / name_of("demo-call-001")
+    existing.write_bytes(b"mine")
+    out = verbex(sb, "recordings", "download", "demo-call-001", "-o", str(tmp_path))
+    assert out.returncode == 1
+    assert (
+        f"{existing} exists (use --overwrite to replace it)" in out.stderr
+        and "overwrite=True" not in out.stderr
+    )
+    assert existing.read_bytes() == b"mine"
+
+
+# -- destinations -------------------------------------------------------------------------------
+
+
+def test_a_trailing_slash_means_a_directory_for_one_call_too(sb: Sandbox, tmp_path: Path) -> None:
+    out = verbex(sb, "recordings", "download", "demo-call-001", "-o", f"{tmp_path / 'new' / 'dir'}/")
+    assert out.returncode == 0, out.stderr
+    assert [p.name for p in (tmp_path / "new" / "dir").iterdir()] == [name_of("demo-call-001")]
+
+
+@pytest.mark.parametrize("dest", [None, "."])
+def test_a_single_download_into_a_directory_writes_no_manifest(
+    sb: Sandbox, tmp_path: Path, dest: str | None
+) -> None:
+    out = verbex(sb, "recordings", "download", "demo-call-002", *(["-o", dest] if dest else []), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [name_of("demo-call-002")]  # no manifest.jsonl
+
+
+def test_a_trailing_slash_on_an_existing_file_is_a_usage_error(sb: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    out = verbex(sb, "recordings", "download", "demo-call-001", "-o", f"{tmp_path / 'file'}/")
+    assert out.returncode == 2 and "exists and is not a directory" in out.stderr and sb.requests == []
+
+
+def test_sizes_use_the_units_of_the_progress_bars(sb: Sandbox, tmp_path: Path) -> None:
+    out = verbex(sb, "recordings", "download", "demo-call-001", "big", "-o", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "(32.0 kB)" in out.stdout and "(3.0 MB)" in out.stdout  # rich's DownloadColumn: kB, MB
+    assert "KB" not in out.stdout + out.stderr
+    assert re.search(r"; 3\.0 MB in \d+\.\d s \(\d[\d.,]* [kMG]?B/s\)$", out.stderr.splitlines()[-1])
+
+
+def test_human_bytes_matches_rich() -> None:
+    from rich.filesize import decimal
+
+    from verbex_client._cli import human_bytes
+
+    for size in (0, 1, 2, 999, 1000, 1049, 32_044, 999_999, 1_000_000, 3_000_000, 10**12, 10**24, 10**27):
+        assert human_bytes(size) == decimal(size), size

@@ -33,3 +33,28 @@ def demo_recording(call_id: str) -> tuple[bytes, str]:
     """(WAV bytes, server file name) for one of DEMO_CALL_IDS; each has its own pitch and length."""
     index = DEMO_CALL_IDS.index(call_id)
     return tone_wav(seconds=2.0 + index, frequency=440.0 * (1.25**index)), f"webcall_{call_id}_agent_demo.wav"
+
+
+WAV_HEADER_BYTES = 44  # RIFF + fmt + data chunk headers of a PCM WAV
+
+
+def write_tone_wav(path: str, size: int, *, period: int = 20, sample_rate: int = SAMPLE_RATE) -> None:
+    """A mono 16-bit WAV of exactly `size` bytes (rounded down to whole samples) at `path`.
+
+    The tone repeats every `period` samples (8000 / 20 = 400 Hz), so one
+    block of whole periods is computed once and written over and over: a
+    50 MB file takes a fraction of a second, unlike tone_wav's per-sample loop.
+    """
+    frames = max((size - WAV_HEADER_BYTES) // 2, 1)
+    one_period = b"".join(
+        struct.pack("<h", int(0.4 * 32767 * math.sin(2 * math.pi * n / period))) for n in range(period)
+    )
+    block = one_period * max((1 << 20) // len(one_period), 1)  # ~1 MiB of whole periods
+    frames_per_block = len(block) // 2
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.setnframes(frames)
+        for start in range(0, frames, frames_per_block):
+            w.writeframesraw(block[: 2 * min(frames_per_block, frames - start)])
