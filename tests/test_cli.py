@@ -487,3 +487,31 @@ def test_human_bytes_matches_rich() -> None:
 
     for size in (0, 1, 2, 999, 1000, 1049, 32_044, 999_999, 1_000_000, 3_000_000, 10**12, 10**24, 10**27):
         assert human_bytes(size) == decimal(size), size
+
+
+def test_plain_http_storage_needs_allow_insecure_storage(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from verbex_client.__main__ import main
+
+    for name, value in env_for(sb).items():
+        monkeypatch.setenv(name, value)
+    reply = (
+        b'{"file_name": "a.ogg", "signed_url": "http://storage.example.invalid/a.ogg?X-Goog-Signature=abc123def456",'
+        b' "expiration_minutes": 10, "expires_at": "2099-01-01T00:00:00Z"}'
+    )
+    sb.respond_next(reply)
+    assert main(["recordings", "download", "demo-call-001", "-o", str(tmp_path / "a.ogg")]) == 1
+    assert "plain http" in capsys.readouterr().err
+    sb.respond_next(reply)
+    args = [
+        "recordings",
+        "download",
+        "demo-call-001",
+        "-o",
+        str(tmp_path / "a.ogg"),
+        "--allow-insecure-storage",
+    ]
+    assert main(["--max-retries", "0", *args]) == 1
+    err = capsys.readouterr().err
+    assert "plain http" not in err and "storage.example.invalid" in err and "abc123def456" not in err

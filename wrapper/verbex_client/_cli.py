@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="don't flush files to disk before renaming them into place (faster; a power loss "
         "may then leave an incomplete file)",
     )
+    download.add_argument(
+        "--allow-insecure-storage",
+        action="store_true",
+        help="fetch signed URLs that are plain http (refused by default: the URL is a credential "
+        "anyone on the path could replay)",
+    )
     download.add_argument("--quiet", action="store_true", help="no progress, no summary; errors only")
     download.add_argument("--json", action="store_true", help="one JSON line per call on stdout")
     download.add_argument(
@@ -293,7 +299,13 @@ def _client(args: argparse.Namespace) -> Verbex:
         given = f"{key_from} is empty" if key is not None else "no API key"
         raise UsageError(f"{given}: pass --api-key KEY or set {API_KEY_ENV}")
     try:
-        return Verbex(api_key=key, base_url=args.base_url, timeout=args.timeout, max_retries=args.max_retries)
+        return Verbex(
+            api_key=key,
+            base_url=args.base_url,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            allow_insecure_storage=getattr(args, "allow_insecure_storage", False),
+        )
     except ConfigurationError:
         if key != key.strip() or any(ch in key for ch in "\r\n"):
             raise UsageError(
@@ -509,7 +521,7 @@ class _Report:
 
     def recap(self, dest: str, *, manifest: bool) -> list[str]:
         """For a terminal, after the bars: where the files went, and every failure with its reason."""
-        from ._batch import MANIFEST_NAME
+        from ._paths import MANIFEST_NAME
 
         lines: list[str] = []
         manifest_path = os.path.join(dest, MANIFEST_NAME)
