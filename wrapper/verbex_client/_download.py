@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from concurrent.futures import Executor
 from pathlib import Path
@@ -228,8 +229,8 @@ def receive(
         if cancel is not None and cancel.is_set():
             raise Cancelled
         if step.delay:
-            if cancel is not None:
-                cancel.wait(step.delay)
+            if cancel is not None and settings.hooks.sleep is time.sleep:
+                cancel.wait(step.delay)  # a batch's Ctrl-C ends the wait at once
             else:
                 settings.hooks.sleep(step.delay)
             step = Step(resign=step.resign)
