@@ -123,11 +123,13 @@ def test_malformed_error_bodies_still_give_a_short_readable_message(
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        (b"not json at all", "not JSON"),
-        (b"<html>oops</html>", "not JSON"),
-        (b'{"file_name": ', "not JSON"),
-        (b"[]", "expected a JSON object"),
-        (b"null", "expected a JSON object"),
+        (b"not json at all", "the body is not JSON"),
+        (b"<html>oops</html>", "the body is not JSON"),
+        (b'{"file_name": ', "the body is not JSON"),
+        (b"[]", "missing field 'file_name'"),
+        (b"null", "unexpected JSON null for this operation"),
+        (b'"text"', "unexpected JSON string for this operation"),
+        (b"17", "unexpected JSON number for this operation"),
         (
             b'{"file_name": "a.ogg", "expiration_minutes": 10, "expires_at": "2026-04-02T06:25:27Z"}',
             "missing field 'signed_url'",
@@ -142,23 +144,23 @@ def test_malformed_error_bodies_still_give_a_short_readable_message(
         ),
         (
             b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": "10", "expires_at": "2026-04-02T06:25:27Z"}',
-            "'expiration_minutes' must be int",
+            "field 'expiration_minutes' must be int, got str",
         ),
         (
             b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": true, "expires_at": "2026-04-02T06:25:27Z"}',
-            "'expiration_minutes' must be int",
+            "field 'expiration_minutes' must be int, got bool",
         ),
         (
             b'{"file_name": 5, "signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": "2026-04-02T06:25:27Z"}',
-            "'file_name' must be str",
+            "field 'file_name' must be str, got int",
         ),
         (
             b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": "soon"}',
-            "unparseable field 'expires_at'",
+            "unparseable field 'expires_at': it does not match the spec's schema (ValueError)",
         ),
         (
             b'{"file_name": "a", "signed_url": "https://h/p", "expiration_minutes": 10, "expires_at": 17}',
-            "unparseable field 'expires_at'",
+            "unparseable field 'expires_at': it does not match the spec's schema (TypeError)",
         ),
     ],
 )
@@ -168,8 +170,9 @@ def test_bad_success_bodies_raise_response_validation_error(
     verbex_sandbox.respond_next(body)
     with pytest.raises(vc.APIResponseValidationError) as info:
         call_signed_url(mode, verbex_sandbox, "c1")
-    assert reason in str(info.value)
-    assert info.value.status_code == 200
+    assert str(info.value) == f"invalid response (200): {reason}"
+    assert info.value.status_code == 200 and info.value.response.status_code == 200
+    assert info.value.__cause__ is None and info.value.__context__ is None  # nothing chained
 
 
 def test_request_id_is_picked_up(verbex_sandbox: Sandbox) -> None:

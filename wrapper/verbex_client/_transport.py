@@ -1,12 +1,22 @@
-"""Sending API requests: one retry policy, a sync and an async loop around it.
+"""Sending API requests: one request path that every operation goes through.
+
+`RetryingTransport` / `AsyncRetryingTransport` are httpx transports in front of
+the API's connection pool. Every request made through the client's httpx
+clients (the recordings resource, `client.call`, and any generated operation
+through `client.api`, today's or a regeneration's) gets the same
+authorisation, retries with backoff (Retry-After honoured), error mapping to
+our named exceptions and debug logging, with no code per operation.
 
 `_Attempts` holds every decision (retry or not, how long to wait, what to
-log, which exception to raise), so the two loops below stay a few lines of
-I/O each and cannot drift apart.
+log, which exception to raise), so the sync and async loops stay a few lines
+of I/O each and cannot drift apart. Exceptions are raised outside `except`
+blocks, so none carries an httpx error (whose text may quote the key) as its
+`__context__`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import threading
@@ -18,21 +28,30 @@ import httpx
 
 from . import _exceptions as exc
 from ._config import ClientOptions
+from ._errors import closed_error, request_secrets, send_error
 from ._logging import logger
+from ._parsing import invalid_reply, status_error
 from ._retries import backoff_delay, is_retryable_status, parse_retry_after
 from ._storage_io import ConnectionPool
 
 if TYPE_CHECKING:
     import asyncio
 
+    import verbex_api
+
 _POOL_LOCK = threading.Lock()  # storage pools are created on first use, maybe by several threads at once
 
+# What the generated client's `token` holds: the key itself is added by our transport, so the
+# generated client (whose repr shows every field) never holds it.
+TOKEN_PLACEHOLDER = "(added by verbex_client's transport)"
 
-def connection_error(error: httpx.TransportError) -> exc.APIConnectionError:
-    """Our exception for an httpx transport failure; its text names the failure kind only."""
-    if isinstance(error, httpx.TimeoutException):
-        return exc.APITimeoutError(f"request timed out ({type(error).__name__})")
-    return exc.APIConnectionError(f"connection failed ({type(error).__name__})")
+# `client.call` collects the final httpx.Response of its request here (APIResponse needs it);
+# a context variable, so concurrent calls on threads or tasks never see each other's.
+_FINAL_RESPONSES: contextvars.ContextVar[list[httpx.Response] | None] = contextvars.ContextVar(
+    "verbex_final_responses", default=None
+)
+
+Outcome = float | Exception | None  # retry after that many seconds / raise this / hand the response back
 
 
 class Hooks:
@@ -51,93 +70,107 @@ class Hooks:
 
 
 class _Attempts:
-    """The attempts of one logical request."""
+    """The attempts of one logical request: every decision, no I/O."""
 
-    __slots__ = ("hooks", "max_retries", "method", "path", "retries_done", "started")
+    __slots__ = ("owner", "request", "retries_done", "started")
 
-    def __init__(self, method: str, path: str, max_retries: int, hooks: Hooks) -> None:
-        self.method, self.path, self.max_retries, self.hooks = method, path, max_retries, hooks
+    def __init__(self, request: httpx.Request, owner: _BaseTransport) -> None:
+        self.request, self.owner = request, owner
         self.retries_done = 0
         self.started = 0.0
 
-    def begin(self) -> None:
-        self.started = self.hooks.monotonic()
+    def begin(self) -> Exception | None:
+        """Start an attempt; a closed client's error instead, if it was closed meanwhile."""
+        self.started = self.owner.hooks.monotonic()
+        return closed_error() if self.owner.is_closed() else None
 
     def _elapsed_ms(self) -> float:
-        return (self.hooks.monotonic() - self.started) * 1000.0
+        return (self.owner.hooks.monotonic() - self.started) * 1000.0
 
-    def after_response(self, response: httpx.Response) -> float | None:
-        """Delay before retrying this response, or None to hand it back."""
-        status = response.status_code
+    def _log(self, outcome: str) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "%s %s -> %d in %.1f ms (attempt %d)",
-                self.method,
-                self.path,
-                status,
+                "%s %s -> %s in %.1f ms (attempt %d)",
+                self.request.method,
+                self.request.url.path,
+                outcome,
                 self._elapsed_ms(),
                 self.retries_done + 1,
             )
-        if status < 400 or not is_retryable_status(status) or self.retries_done >= self.max_retries:
-            return None
-        hint = parse_retry_after(response.headers, self.hooks.wall_clock())
-        return self._schedule(f"status {status}", hint)
 
-    def after_error(self, error: httpx.TransportError) -> float:
-        """Delay before retrying after a transport failure; raises ours when out of retries."""
-        mapped = connection_error(error)
-        logger.debug(
-            "%s %s -> %s after %.1f ms (attempt %d)",
-            self.method,
-            self.path,
-            type(error).__name__,
-            self._elapsed_ms(),
-            self.retries_done + 1,
-        )
-        if self.retries_done >= self.max_retries:
-            raise mapped from error
+    def after_response(self, response: httpx.Response) -> Outcome:
+        """None to hand a < 400 reply back, else a delay before retrying, or the status's exception."""
+        status = response.status_code
+        self._log(str(status))
+        if status < 400:
+            return None
+        hint = parse_retry_after(response.headers, self.owner.hooks.wall_clock())
+        if is_retryable_status(status) and self.retries_done < self.owner.options.max_retries:
+            return self._schedule(f"status {status}", hint)
+        return self.owner.status_error(response, retry_after=hint)
+
+    def after_read_error(self, error: Exception, response: httpx.Response) -> float | Exception:
+        """The body failed to arrive (a network fault: retry) or to decode (judged without it)."""
+        if not isinstance(error, httpx.DecodingError):
+            return self.after_error(error)
+        self._log(f"{response.status_code} with an undecodable body")
+        if response.status_code < 400:
+            return invalid_reply(response, "the body cannot be decoded (DecodingError)")
+        if is_retryable_status(response.status_code) and self.retries_done < self.owner.options.max_retries:
+            return self._schedule(f"status {response.status_code}", None)
+        return self.owner.status_error(response, retry_after=None, content=b"")
+
+    def after_error(self, error: Exception) -> float | Exception:
+        """A delay before retrying a network fault, or our exception for the failure."""
+        if self.owner.is_closed():  # closed while in flight: the pool's own error means that
+            return closed_error()
+        mapped, retryable = send_error(error, self.request, self.owner.options.api_key)
+        self._log(type(error).__name__)
+        if not retryable or self.retries_done >= self.owner.options.max_retries:
+            return mapped
         return self._schedule(mapped.message, None)
 
     def _schedule(self, reason: str, hint: float | None) -> float:
-        delay = backoff_delay(self.retries_done, hint, jitter=self.hooks.jitter)
+        delay = backoff_delay(self.retries_done, hint, jitter=self.owner.hooks.jitter)
         self.retries_done += 1
         logger.info(
             "%s %s: %s; retry %d of %d in %.2f s",
-            self.method,
-            self.path,
+            self.request.method,
+            self.request.url.path,
             reason,
             self.retries_done,
-            self.max_retries,
+            self.owner.options.max_retries,
             delay,
         )
         return delay
 
 
+class _PoolState:
+    """Shared by a client and its `with_options` copies: closing the owner closes them all."""
+
+    __slots__ = ("closed",)
+
+    def __init__(self) -> None:
+        self.closed = False
+
+
 class _BaseTransport:
-    def __init__(
-        self, options: ClientOptions, *, owns_http: bool, http_has_headers: bool, hooks: Hooks
-    ) -> None:
+    http: httpx.Client | httpx.AsyncClient  # the API's connection pool (ours, or the user's http_client)
+
+    def __init__(self, options: ClientOptions, *, owns_http: bool, hooks: Hooks) -> None:
         self.options = options
         self.owns_http = owns_http
-        self.http_has_headers = http_has_headers
         self.hooks = hooks
-        # Our own httpx client is built with the API headers, so requests need
-        # none of their own; a user's client (or a with_options copy with other
-        # credentials sharing our pool) gets them per request instead.
-        self.request_headers: dict[str, str] | None = None if http_has_headers else options.headers
+        self.pool_state = _PoolState()
+        self.closed = False
         # Storage (signed URLs) gets its own pool with no API headers at all, so
         # the API key can never travel to the storage host. Shared by copies.
         self.storage_pool: dict[str, Any] = {}
         self.owns_storage = True
-        # Parsed once per path: httpx would parse the URL string again on every request.
-        self._urls: dict[str, httpx.URL] = {}
 
     def _sharing_pool_of(self, parent: _BaseTransport) -> Self:
         self.storage_pool, self.owns_storage = parent.storage_pool, False
-        # The shared httpx client carries the parent's headers; ours need sending
-        # per request unless they are the same.
-        self.http_has_headers = parent.http_has_headers and self.options.headers == parent.options.headers
-        self.request_headers = None if self.http_has_headers else self.options.headers
+        self.pool_state = parent.pool_state
         return self
 
     def sync_storage_http(self) -> httpx.Client:
@@ -165,80 +198,224 @@ class _BaseTransport:
                 if key in self.storage_pool:
                     self.storage_pool.pop(key).close()
 
-    def _request_args(self, method: str, path: str, body: Any) -> dict[str, Any]:
-        args: dict[str, Any] = {
-            "method": method,
-            "url": self._urls.get(path)
-            or self._urls.setdefault(path, httpx.URL(self.options.base_url + path)),
-            "json": body,
+    # -- the API request path ---------------------------------------------------------------
+
+    def is_closed(self) -> bool:
+        return self.closed or self.pool_state.closed or self.http.is_closed
+
+    def prepare(self, request: httpx.Request) -> _Attempts:
+        """Authorise `request` (whichever httpx client built it) and start its attempts."""
+        request.headers["Authorization"] = self.options.authorization
+        return _Attempts(request, self)
+
+    def status_error(
+        self, response: httpx.Response, *, retry_after: float | None, content: bytes | None = None
+    ) -> exc.APIStatusError:
+        """The exception for a final error reply, with the operation's own meaning of its status."""
+        from ._recordings import operation_errors  # only on errors: the happy path never loads it
+
+        request = response.request
+        path = request.url.path
+        base_path = self.options.base_path
+        key = (request.method, path[len(base_path) :] if path.startswith(base_path) else path)
+        return status_error(
+            response,
+            secrets=request_secrets(request, self.options.api_key),
+            retry_after=retry_after,
+            content=content,
+            meanings=operation_errors().get(key),
+            base_url=self.options.base_url,
+        )
+
+    def _api_client_args(self, transport: httpx.BaseTransport | httpx.AsyncBaseTransport) -> dict[str, Any]:
+        # trust_env=False: proxies from the environment are the pool's business (its own
+        # httpx client reads them); mounted here they would bypass our transport.
+        return {
+            "base_url": self.options.base_url,
+            "headers": self.options.headers,
             "timeout": self.options.timeout,
+            "transport": transport,
+            "trust_env": False,
         }
-        if self.request_headers is not None:
-            args["headers"] = self.request_headers
-        return args
+
+    def _generated(
+        self, transport: httpx.BaseTransport | httpx.AsyncBaseTransport, *, strict: bool
+    ) -> verbex_api.AuthenticatedClient:
+        """A generated client whose requests all go through `transport` (copies it makes too)."""
+        import verbex_api
+
+        return verbex_api.AuthenticatedClient(
+            base_url=self.options.base_url,
+            token=TOKEN_PLACEHOLDER,
+            timeout=self.options.timeout,
+            httpx_args={"transport": transport, "trust_env": False},
+            raise_on_unexpected_status=strict,
+        )
+
+
+def record_final_response(response: httpx.Response) -> None:
+    sink = _FINAL_RESPONSES.get()
+    if sink is not None:
+        sink.append(response)
+
+
+def collect_final_responses() -> tuple[list[httpx.Response], contextvars.Token[list[httpx.Response] | None]]:
+    """Start collecting the final responses of the requests made in this context (see client.call)."""
+    sink: list[httpx.Response] = []
+    return sink, _FINAL_RESPONSES.set(sink)
+
+
+def stop_collecting(token: contextvars.Token[list[httpx.Response] | None]) -> None:
+    _FINAL_RESPONSES.reset(token)
+
+
+class RetryingTransport(httpx.BaseTransport):
+    """The httpx transport of every API request (sync): auth, retries, error mapping."""
+
+    def __init__(self, owner: SyncTransport) -> None:
+        self._owner = owner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        attempts = self._owner.prepare(request)
+        while True:
+            outcome = self._attempt(request, attempts)
+            if isinstance(outcome, httpx.Response):
+                record_final_response(outcome)
+                return outcome
+            if isinstance(outcome, Exception):
+                raise outcome
+            self._owner.hooks.sleep(outcome)
+
+    def _attempt(self, request: httpx.Request, attempts: _Attempts) -> httpx.Response | float | Exception:
+        closed = attempts.begin()
+        if closed is not None:
+            return closed
+        try:
+            response = self._owner.http.send(request, stream=True)
+        except Exception as error:  # the boundary: everything becomes ours
+            return attempts.after_error(error)
+        try:
+            response.read()  # inside the boundary: a broken body or a read timeout is ours too
+        except Exception as error:
+            response.close()
+            return attempts.after_read_error(error, response)
+        outcome = attempts.after_response(response)
+        return response if outcome is None else outcome
+
+    def close(self) -> None:
+        """Nothing: the pool belongs to the Verbex client, which closes it (httpx clients call this)."""
+
+
+class AsyncRetryingTransport(httpx.AsyncBaseTransport):
+    """Async twin of RetryingTransport; requests past the pool size wait on the client's gate."""
+
+    def __init__(self, owner: AsyncTransport) -> None:
+        self._owner = owner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        attempts = self._owner.prepare(request)
+        while True:
+            outcome = await self._attempt(request, attempts)
+            if isinstance(outcome, httpx.Response):
+                record_final_response(outcome)
+                return outcome
+            if isinstance(outcome, Exception):
+                raise outcome
+            await self._owner.hooks.async_sleep(outcome)
+
+    async def _attempt(self, request: httpx.Request, attempts: _Attempts) -> httpx.Response | float | Exception:
+        closed = attempts.begin()
+        if closed is not None:
+            return closed
+        gate = self._owner.gate
+        if gate is not None:
+            waited_too_long = await self._enter(gate)
+            if waited_too_long is not None:
+                return attempts.after_error(waited_too_long)
+        try:
+            try:
+                response = await self._owner.http.send(request, stream=True)
+            except Exception as error:  # the boundary: everything becomes ours
+                return attempts.after_error(error)
+            try:
+                await response.aread()
+            except Exception as error:
+                await response.aclose()
+                return attempts.after_read_error(error, response)
+        finally:
+            if gate is not None:
+                gate.release()
+        outcome = attempts.after_response(response)
+        return response if outcome is None else outcome
+
+    async def _enter(self, gate: asyncio.Semaphore) -> httpx.PoolTimeout | None:
+        """Acquire the gate; waiting stands for waiting on the pool, so its timeout bounds it."""
+        if not gate.locked():
+            await gate.acquire()
+            return None
+        import asyncio
+
+        try:
+            async with asyncio.timeout(self._owner.options.timeout.pool):
+                await gate.acquire()
+        except TimeoutError:
+            return httpx.PoolTimeout("no connection free within the pool timeout")
+        return None
+
+    async def aclose(self) -> None:
+        """Nothing: the pool belongs to the AsyncVerbex client, which closes it."""
 
 
 def new_http_client(options: ClientOptions) -> httpx.Client:
+    """The API's connection pool (no headers: every request arrives built and authorised)."""
     from ._config import DEFAULT_LIMITS
 
-    return httpx.Client(
-        base_url=options.base_url, headers=options.headers, timeout=options.timeout, limits=DEFAULT_LIMITS
-    )
+    return httpx.Client(timeout=options.timeout, limits=DEFAULT_LIMITS)
 
 
 def new_async_http_client(options: ClientOptions) -> httpx.AsyncClient:
     from ._config import DEFAULT_LIMITS
 
-    return httpx.AsyncClient(
-        base_url=options.base_url, headers=options.headers, timeout=options.timeout, limits=DEFAULT_LIMITS
-    )
+    return httpx.AsyncClient(timeout=options.timeout, limits=DEFAULT_LIMITS)
 
 
 class SyncTransport(_BaseTransport):
+    http: httpx.Client
+
     def __init__(self, options: ClientOptions, http: httpx.Client | None, hooks: Hooks | None = None) -> None:
-        super().__init__(
-            options, owns_http=http is None, http_has_headers=http is None, hooks=hooks or Hooks()
-        )
+        super().__init__(options, owns_http=http is None, hooks=hooks or Hooks())
         self.http = http or new_http_client(options)
+        self.retrying = RetryingTransport(self)
+        # What the recordings resource and client.call send through; client.api has its own
+        # (a user may change its headers or timeout) over the same transport.
+        self.api_http = httpx.Client(**self._api_client_args(self.retrying))
 
     def derive(self, options: ClientOptions) -> SyncTransport:
         """A transport for other options over the same connection pool (not owning it)."""
         return SyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
 
+    def generated_client(self, *, strict: bool) -> verbex_api.AuthenticatedClient:
+        http = self.api_http if strict else httpx.Client(**self._api_client_args(self.retrying))
+        return self._generated(self.retrying, strict=strict).set_httpx_client(http)
+
     def storage_http(self) -> httpx.Client:
         return self.sync_storage_http()
 
     def close(self) -> None:
+        self.closed = True
         if self.owns_http:
+            self.pool_state.closed = True
             self.http.close()
         self._close_sync_storage()
 
-    def request(self, method: str, path: str, body: Any) -> httpx.Response:
-        """Send with retries; returns the final response (any status) or raises APIConnectionError."""
-        args = self._request_args(method, path, body)
-        attempts = _Attempts(method, path, self.options.max_retries, self.hooks)
-        while True:
-            attempts.begin()
-            try:
-                response = self.http.request(**args)
-            except httpx.TransportError as error:
-                delay = attempts.after_error(error)
-            else:
-                retry_in = attempts.after_response(response)
-                if retry_in is None:
-                    return response
-                delay = retry_in
-                response.close()
-            self.hooks.sleep(delay)
-
 
 class AsyncTransport(_BaseTransport):
+    http: httpx.AsyncClient
+
     def __init__(
         self, options: ClientOptions, http: httpx.AsyncClient | None, hooks: Hooks | None = None
     ) -> None:
-        super().__init__(
-            options, owns_http=http is None, http_has_headers=http is None, hooks=hooks or Hooks()
-        )
+        super().__init__(options, owns_http=http is None, hooks=hooks or Hooks())
         self.http = http or new_async_http_client(options)
         # In front of our own pool, requests past its size wait on a semaphore
         # instead of in httpcore's queue, which rescans every waiting request
@@ -251,12 +428,18 @@ class AsyncTransport(_BaseTransport):
             from ._config import POOL_SIZE
 
             self.gate = asyncio.Semaphore(POOL_SIZE)
+        self.retrying = AsyncRetryingTransport(self)
+        self.api_http = httpx.AsyncClient(**self._api_client_args(self.retrying))
 
     def derive(self, options: ClientOptions) -> AsyncTransport:
         """A transport for other options over the same connection pool (not owning it)."""
         derived = AsyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
         derived.gate = self.gate  # the pool is shared, so is its gate
         return derived
+
+    def generated_client(self, *, strict: bool) -> verbex_api.AuthenticatedClient:
+        http = self.api_http if strict else httpx.AsyncClient(**self._api_client_args(self.retrying))
+        return self._generated(self.retrying, strict=strict).set_async_httpx_client(http)
 
     def storage_http(self) -> httpx.AsyncClient:
         if "async" not in self.storage_pool:
@@ -280,47 +463,10 @@ class AsyncTransport(_BaseTransport):
         return slots
 
     async def aclose(self) -> None:
+        self.closed = True
         if self.owns_http:
+            self.pool_state.closed = True
             await self.http.aclose()
         if self.owns_storage and "async" in self.storage_pool:
             await self.storage_pool.pop("async").aclose()
         self._close_sync_storage()  # async downloads receive on threads through these too
-
-    async def request(self, method: str, path: str, body: Any) -> httpx.Response:
-        """Async twin of SyncTransport.request."""
-        args = self._request_args(method, path, body)
-        attempts = _Attempts(method, path, self.options.max_retries, self.hooks)
-        while True:
-            attempts.begin()
-            try:
-                response = await self._send(args)
-            except httpx.TransportError as error:
-                delay = attempts.after_error(error)
-            else:
-                retry_in = attempts.after_response(response)
-                if retry_in is None:
-                    return response
-                delay = retry_in
-                await response.aclose()
-            await self.hooks.async_sleep(delay)
-
-    async def _send(self, args: dict[str, Any]) -> httpx.Response:
-        """One attempt, through the gate when the pool is ours (the whole body is read inside)."""
-        gate = self.gate
-        if gate is None:
-            return await self.http.request(**args)
-        if gate.locked():
-            import asyncio
-
-            # Waiting here stands for waiting on the pool, so httpx's pool timeout bounds it.
-            try:
-                async with asyncio.timeout(self.options.timeout.pool):
-                    await gate.acquire()
-            except TimeoutError:
-                raise httpx.PoolTimeout("no connection free within the pool timeout") from None
-        else:
-            await gate.acquire()
-        try:
-            return await self.http.request(**args)
-        finally:
-            gate.release()
