@@ -65,6 +65,21 @@ def test_explicit_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch
         ({"api_key": "API_key\n"}, ConfigurationError),
         ({"default_headers": {"Authorization": "Bearer other"}}, ConfigurationError),
         ({"http_client": object()}, TypeError),
+        ({"api_key": "API_k\u00e9y_0123456789"}, ConfigurationError),
+        ({"api_key": "API_k\x00ey_0123456789"}, ConfigurationError),
+        ({"api_key": "API key 0123456789"}, ConfigurationError),
+        ({"api_key": "API_\t0123456789"}, ConfigurationError),
+        ({"api_key": "API_123"}, ConfigurationError),
+        ({"base_url": "http://127.0.0.1:99999"}, ConfigurationError),
+        ({"base_url": "http://127.0.0.1:port"}, ConfigurationError),
+        ({"base_url": "https://api.verbex.ai/?token=x"}, ConfigurationError),
+        ({"base_url": "https://user:pw@api.verbex.ai"}, ConfigurationError),
+        ({"base_url": "https://api.verbex.ai/#frag"}, ConfigurationError),
+        ({"base_url": "https://\u00e4pi.verbex.ai"}, ConfigurationError),
+        ({"default_headers": {"X-Team": "caf\u00e9"}}, ConfigurationError),
+        ({"default_headers": {"X-Team": "a\r\nX-Evil: 1"}}, ConfigurationError),
+        ({"default_headers": {"Bad Name": "x"}}, ConfigurationError),
+        ({"default_headers": {"X-Team": 5}}, TypeError),
     ],
 )
 def test_bad_options_are_rejected_at_construction(kwargs: dict[str, object], error: type[Exception]) -> None:
@@ -138,15 +153,65 @@ def test_user_supplied_http_client_is_used_and_left_open(verbex_sandbox: Sandbox
     http.close()
 
 
+def test_key_errors_name_the_rule_never_the_key() -> None:
+    for key in ("API_k\u00e9y_0123456789", "API_k\x00ey_0123456789", "API key 0123456789"):
+        with pytest.raises(ConfigurationError) as info:
+            Verbex(api_key=key)
+        assert str(info.value) == (
+            "api_key must be printable ASCII without spaces (a header-safe token); check how it was loaded"
+        )
+        assert info.value.__context__ is None and info.value.__cause__ is None
+
+
 def test_generated_client_escape_hatch_is_configured(verbex_sandbox: Sandbox) -> None:
+    import verbex_api
     from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as op
     from verbex_api.models import CallRecordingRequest, CallRecordingSignedUrlResponse
 
     verbex_sandbox.add_recording("c1", b"abc")
     with verbex_sandbox.client() as client:
+        assert isinstance(client.api, verbex_api.AuthenticatedClient)  # fits secured operations too
         parsed = op.sync(client=client.api, body=CallRecordingRequest(call_id="c1"))
         assert isinstance(parsed, CallRecordingSignedUrlResponse)
-        assert verbex_sandbox.api_key not in repr(client.api)
+        assert verbex_sandbox.api_key not in repr(client.api) and verbex_sandbox.api_key != client.api.token
+        # The generated client's own copies go through our transport too: auth, retries, errors.
+        copy = client.api.with_headers({"X-Trace": "t1"}).with_timeout(httpx.Timeout(5.0))
+        verbex_sandbox.fail_next(status=503)
+        assert op.sync_detailed(client=copy, body=CallRecordingRequest(call_id="c1")).status_code == 200
+        first, second = verbex_sandbox.api_requests()[-2:]
+        assert second.headers["X-Trace"] == "t1" and second.headers["Authorization"] == "Bearer ***"
+        assert first.headers["Authorization"] == "Bearer ***"  # the sandbox masks the key it accepted
+        with pytest.raises(verbex_client.RecordingNotFoundError):
+            op.sync_detailed(client=copy, body=CallRecordingRequest(call_id="missing"))
+
+
+def test_call_runs_any_generated_operation_and_checks_what_it_is_given(verbex_sandbox: Sandbox) -> None:
+    from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as op
+    from verbex_api.models import CallRecordingRequest, CallRecordingSignedUrlResponse
+
+    verbex_sandbox.add_recording("c1", b"abc", file_name="c1.wav")
+    body = CallRecordingRequest(call_id="c1", expiration_url_in_minutes=5)
+    with verbex_sandbox.client() as client:
+        for operation in (op, op.sync_detailed):
+            model = client.call(operation, body=body)
+            assert isinstance(model, CallRecordingSignedUrlResponse) and model.file_name == "c1.wav"
+        with pytest.raises(TypeError, match="body"):
+            client.call(op)  # a missing argument, as Python reports it, before any request
+        with pytest.raises(TypeError, match=r"AsyncVerbex\.call"):
+            client.call(op.asyncio_detailed, body=body)
+        with pytest.raises(TypeError, match="not a generated operation module"):
+            client.call(httpx, body=body)
+    assert [r.json()["expiration_url_in_minutes"] for r in verbex_sandbox.api_requests()] == [5, 5]
+
+    async def run() -> None:
+        async with verbex_sandbox.async_client() as client:
+            model = await client.call(op.asyncio_detailed, body=body)
+            assert isinstance(model, CallRecordingSignedUrlResponse)
+            assert isinstance(await client.call(op, body=body), CallRecordingSignedUrlResponse)
+            with pytest.raises(TypeError, match=r"Verbex\.call"):
+                await client.call(op.sync_detailed, body=body)
+
+    asyncio.run(run())
 
 
 def test_client_reprs_hide_the_key(verbex_sandbox: Sandbox) -> None:

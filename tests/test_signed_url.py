@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from verbex_api.models import CallRecordingSignedUrlResponse
-
 from conftest import call_signed_url
+from verbex_api.models import CallRecordingSignedUrlResponse
 from verbex_client import SignedRecordingUrl
 from verbex_client.testing import Sandbox
 
@@ -100,7 +99,9 @@ def _reply(expires_at: object) -> bytes:
         ("2026-04-02T06:25:27", datetime(2026, 4, 2, 6, 25, 27, tzinfo=UTC)),
     ],
 )
-def test_timestamps_parse_to_aware_utc(mode: str, verbex_sandbox: Sandbox, text: str, expected: datetime) -> None:
+def test_timestamps_parse_to_aware_utc(
+    mode: str, verbex_sandbox: Sandbox, text: str, expected: datetime
+) -> None:
     verbex_sandbox.respond_next(_reply(text))
     parsed = call_signed_url(mode, verbex_sandbox, "c1").expires_at
     assert parsed == expected and parsed.tzinfo == UTC

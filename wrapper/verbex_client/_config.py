@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import attrs
 import httpx
@@ -72,14 +72,19 @@ def _check_base_url(base_url: str) -> str:
         raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
     text = base_url.strip()
     shown = redact_url(text)  # never echo a query or user:password
+    parts: SplitResult | None = None
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0-65535
         httpx.URL(text)
     except (ValueError, httpx.InvalidURL):
-        raise ConfigurationError(f"base_url is not a valid URL: {shown!r}") from None
+        parts = None  # raised below, outside this block, so nothing quoting the URL is chained
+    if parts is None:
+        raise ConfigurationError(f"base_url is not a valid URL: {shown!r}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL}, got {shown!r}")
+        # Only the scheme is echoed: without a real one, the rest may be a key pasted by mistake.
+        got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ConfigurationError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL}, got {got}")
     if parts.query or parts.fragment or parts.username is not None or not text.isascii():
         raise ConfigurationError(
             f"base_url must be scheme://host[:port][/path] in ASCII, without query, fragment or "

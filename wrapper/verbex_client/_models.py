@@ -75,8 +75,8 @@ class SignedRecordingUrl:
         """
         fields = {name: value for name, value in self.model.to_dict().items() if name != "signed_url"}
         return {
-            **fields,
             "call_id": self.call_id,
+            **fields,
             "file_name": self.file_name,
             "url": self.url,
             "expiration_minutes": self.expiration_minutes,

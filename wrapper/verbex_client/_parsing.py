@@ -222,4 +222,6 @@ def signed_url_from_response(
         )
     except ValueError as error:
         reason = str(error)
+    except AttributeError as error:  # verbex_api regenerated from a spec that renamed a field
+        reason = f"field {error.name!r} is not in the spec this verbex_api was generated from"
     raise invalid_reply(response, reason)

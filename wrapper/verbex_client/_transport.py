@@ -52,6 +52,7 @@ _FINAL_RESPONSES: contextvars.ContextVar[list[httpx.Response] | None] = contextv
 )
 
 Outcome = float | Exception | None  # retry after that many seconds / raise this / hand the response back
+Attempted = httpx.Response | float | Exception  # the reply to hand back, or what to do instead
 
 
 class Hooks:
@@ -286,7 +287,7 @@ class RetryingTransport(httpx.BaseTransport):
                 raise outcome
             self._owner.hooks.sleep(outcome)
 
-    def _attempt(self, request: httpx.Request, attempts: _Attempts) -> httpx.Response | float | Exception:
+    def _attempt(self, request: httpx.Request, attempts: _Attempts) -> Attempted:
         closed = attempts.begin()
         if closed is not None:
             return closed
@@ -323,7 +324,7 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
                 raise outcome
             await self._owner.hooks.async_sleep(outcome)
 
-    async def _attempt(self, request: httpx.Request, attempts: _Attempts) -> httpx.Response | float | Exception:
+    async def _attempt(self, request: httpx.Request, attempts: _Attempts) -> Attempted:
         closed = attempts.begin()
         if closed is not None:
             return closed
