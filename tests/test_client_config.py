@@ -114,7 +114,7 @@ def test_with_options_shares_the_pool_and_overrides(verbex_sandbox: Sandbox) -> 
     verbex_sandbox.add_recording("c1", b"abc")
     with verbex_sandbox.client() as client:
         copy = client.with_options(max_retries=0, default_headers={"X-Copy": "1"}, timeout=2.0)
-        assert copy._transport.http is client._transport.http
+        assert copy._transport.pool is client._transport.pool
         assert copy.max_retries == 0 and client.max_retries == 2
         copy.recordings.signed_url("c1")
         client.recordings.signed_url("c1")
@@ -135,7 +135,7 @@ def test_async_with_options_shares_the_pool(verbex_sandbox: Sandbox) -> None:
     async def run() -> None:
         async with verbex_sandbox.async_client() as client:
             copy = client.with_options(default_headers={"X-Copy": "1"})
-            assert copy._transport.http is client._transport.http
+            assert copy._transport.pool is client._transport.pool
             await copy.recordings.signed_url("c1")
             assert verbex_sandbox.api_requests()[-1].headers["X-Copy"] == "1"
 
@@ -145,10 +145,14 @@ def test_async_with_options_shares_the_pool(verbex_sandbox: Sandbox) -> None:
 def test_user_supplied_http_client_is_used_and_left_open(verbex_sandbox: Sandbox) -> None:
     verbex_sandbox.add_recording("c1", b"abc")
     seen: list[str] = []
-    http = httpx.Client(event_hooks={"request": [lambda r: seen.append(r.url.path)]})
+    http = httpx.Client(
+        event_hooks={"request": [lambda r: seen.append(r.url.path)]}, headers={"X-Org": "team-7"}
+    )
     with verbex_sandbox.client(http_client=http) as client:
         assert client.recordings.signed_url("c1").file_name == "c1.ogg"
     assert seen == ["/v1/call-recording/signed-url"]
+    sent = {name.lower(): value for name, value in verbex_sandbox.api_requests()[0].headers.items()}
+    assert sent["x-org"] == "team-7"  # the client's own headers still apply
     assert not http.is_closed
     http.close()
 
@@ -245,7 +249,7 @@ def test_async_requests_past_the_pool_size_wait_in_our_gate_shared_by_copies(
             await asyncio.to_thread(_wait_for_api_requests, verbex_sandbox, size)
             # httpcore rescans its whole queue at every event; with the gate the
             # five extra calls wait in front of it (private attribute: httpx < 0.29).
-            pool = client._transport.http._transport._pool  # type: ignore[attr-defined]
+            pool = client._transport.pool._pool  # type: ignore[union-attr]
             assert len(pool._requests) == size
             assert client._transport.gate is copy._transport.gate
             results = await asyncio.gather(*calls)

@@ -156,7 +156,9 @@ class _PoolState:
 
 
 class _BaseTransport:
-    http: httpx.Client | httpx.AsyncClient  # the API's connection pool (ours, or the user's http_client)
+    # The API's connection pool: the user's http_client, or ours (a bare httpx transport, one
+    # client layer less per request, unless proxies apply: then a client, which reads them).
+    pool: httpx.Client | httpx.HTTPTransport | httpx.AsyncClient | httpx.AsyncHTTPTransport
 
     def __init__(self, options: ClientOptions, *, owns_http: bool, hooks: Hooks) -> None:
         self.options = options
@@ -202,11 +204,19 @@ class _BaseTransport:
     # -- the API request path ---------------------------------------------------------------
 
     def is_closed(self) -> bool:
-        return self.closed or self.pool_state.closed or self.http.is_closed
+        pool = self.pool
+        user_closed = isinstance(pool, httpx.Client | httpx.AsyncClient) and pool.is_closed
+        return self.closed or self.pool_state.closed or user_closed
 
     def prepare(self, request: httpx.Request) -> _Attempts:
         """Authorise `request` (whichever httpx client built it) and start its attempts."""
-        request.headers["Authorization"] = self.options.authorization
+        headers = request.headers
+        headers["Authorization"] = self.options.authorization
+        pool = self.pool
+        if isinstance(pool, httpx.Client | httpx.AsyncClient):  # a user's http_client: its headers too
+            for name, value in pool.headers.items():
+                if name not in headers:
+                    headers[name] = value
         return _Attempts(request, self)
 
     def status_error(
@@ -292,7 +302,12 @@ class RetryingTransport(httpx.BaseTransport):
         if closed is not None:
             return closed
         try:
-            response = self._owner.http.send(request, stream=True)
+            pool = self._owner.pool
+            if isinstance(pool, httpx.Client):
+                response = pool.send(request, stream=True)
+            else:
+                response = pool.handle_request(request)
+                response.request = request
         except Exception as error:  # the boundary: everything becomes ours
             return attempts.after_error(error)
         try:
@@ -335,7 +350,12 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
                 return attempts.after_error(waited_too_long)
         try:
             try:
-                response = await self._owner.http.send(request, stream=True)
+                pool = self._owner.pool
+                if isinstance(pool, httpx.AsyncClient):
+                    response = await pool.send(request, stream=True)
+                else:
+                    response = await pool.handle_async_request(request)
+                    response.request = request
             except Exception as error:  # the boundary: everything becomes ours
                 return attempts.after_error(error)
             try:
@@ -367,25 +387,44 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         """Nothing: the pool belongs to the AsyncVerbex client, which closes it."""
 
 
-def new_http_client(options: ClientOptions) -> httpx.Client:
-    """The API's connection pool (no headers: every request arrives built and authorised)."""
+def _proxied() -> bool:
+    """Whether the environment (or the OS settings) names a proxy: httpx clients honour those."""
+    import urllib.request
+
+    return bool(urllib.request.getproxies())
+
+
+def new_pool(options: ClientOptions) -> httpx.Client | httpx.HTTPTransport:
+    """Our API connection pool (no headers: every request arrives built and authorised)."""
     from ._config import DEFAULT_LIMITS
 
-    return httpx.Client(timeout=options.timeout, limits=DEFAULT_LIMITS)
+    if _proxied():
+        return httpx.Client(timeout=options.timeout, limits=DEFAULT_LIMITS)
+    return httpx.HTTPTransport(limits=DEFAULT_LIMITS)
 
 
-def new_async_http_client(options: ClientOptions) -> httpx.AsyncClient:
+def new_async_pool(options: ClientOptions) -> httpx.AsyncClient | httpx.AsyncHTTPTransport:
     from ._config import DEFAULT_LIMITS
 
-    return httpx.AsyncClient(timeout=options.timeout, limits=DEFAULT_LIMITS)
+    if _proxied():
+        return httpx.AsyncClient(timeout=options.timeout, limits=DEFAULT_LIMITS)
+    return httpx.AsyncHTTPTransport(limits=DEFAULT_LIMITS)
 
 
 class SyncTransport(_BaseTransport):
-    http: httpx.Client
+    pool: httpx.Client | httpx.HTTPTransport
 
-    def __init__(self, options: ClientOptions, http: httpx.Client | None, hooks: Hooks | None = None) -> None:
-        super().__init__(options, owns_http=http is None, hooks=hooks or Hooks())
-        self.http = http or new_http_client(options)
+    def __init__(
+        self,
+        options: ClientOptions,
+        http: httpx.Client | None,
+        hooks: Hooks | None = None,
+        *,
+        pool: httpx.Client | httpx.HTTPTransport | None = None,
+    ) -> None:
+        shared = pool or http
+        super().__init__(options, owns_http=shared is None, hooks=hooks or Hooks())
+        self.pool = shared or new_pool(options)
         self.retrying = RetryingTransport(self)
         # What the recordings resource and client.call send through; client.api has its own
         # (a user may change its headers or timeout) over the same transport.
@@ -393,7 +432,7 @@ class SyncTransport(_BaseTransport):
 
     def derive(self, options: ClientOptions) -> SyncTransport:
         """A transport for other options over the same connection pool (not owning it)."""
-        return SyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
+        return SyncTransport(options, None, self.hooks, pool=self.pool)._sharing_pool_of(self)
 
     def generated_client(self, *, strict: bool) -> verbex_api.AuthenticatedClient:
         http = self.api_http if strict else httpx.Client(**self._api_client_args(self.retrying))
@@ -406,18 +445,24 @@ class SyncTransport(_BaseTransport):
         self.closed = True
         if self.owns_http:
             self.pool_state.closed = True
-            self.http.close()
+            self.pool.close()
         self._close_sync_storage()
 
 
 class AsyncTransport(_BaseTransport):
-    http: httpx.AsyncClient
+    pool: httpx.AsyncClient | httpx.AsyncHTTPTransport
 
     def __init__(
-        self, options: ClientOptions, http: httpx.AsyncClient | None, hooks: Hooks | None = None
+        self,
+        options: ClientOptions,
+        http: httpx.AsyncClient | None,
+        hooks: Hooks | None = None,
+        *,
+        pool: httpx.AsyncClient | httpx.AsyncHTTPTransport | None = None,
     ) -> None:
-        super().__init__(options, owns_http=http is None, hooks=hooks or Hooks())
-        self.http = http or new_async_http_client(options)
+        shared = pool or http
+        super().__init__(options, owns_http=shared is None, hooks=hooks or Hooks())
+        self.pool = shared or new_async_pool(options)
         # In front of our own pool, requests past its size wait on a semaphore
         # instead of in httpcore's queue, which rescans every waiting request
         # against every connection at each event: at 50 tasks on 20 connections
@@ -434,7 +479,7 @@ class AsyncTransport(_BaseTransport):
 
     def derive(self, options: ClientOptions) -> AsyncTransport:
         """A transport for other options over the same connection pool (not owning it)."""
-        derived = AsyncTransport(options, self.http, self.hooks)._sharing_pool_of(self)
+        derived = AsyncTransport(options, None, self.hooks, pool=self.pool)._sharing_pool_of(self)
         derived.gate = self.gate  # the pool is shared, so is its gate
         return derived
 
@@ -467,7 +512,7 @@ class AsyncTransport(_BaseTransport):
         self.closed = True
         if self.owns_http:
             self.pool_state.closed = True
-            await self.http.aclose()
+            await self.pool.aclose()
         if self.owns_storage and "async" in self.storage_pool:
             await self.storage_pool.pop("async").aclose()
         self._close_sync_storage()  # async downloads receive on threads through these too
