@@ -281,3 +281,20 @@ def test_async_wait_for_a_free_connection_is_bounded_by_the_pool_timeout(
             await asyncio.gather(*busy, return_exceptions=True)
 
     asyncio.run(run())
+
+
+def test_proxies_from_the_environment_are_honoured(
+    monkeypatch: pytest.MonkeyPatch, mode: str, verbex_sandbox: Sandbox
+) -> None:
+    from conftest import call_signed_url
+
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", verbex_sandbox.base_url)  # the sandbox stands in as the proxy
+    verbex_sandbox.add_recording("c1", b"abc")
+    options = {"base_url": "http://api.verbex.invalid", "max_retries": 0}
+    # Unresolvable without the proxy; through it, the sandbox gets the absolute-form request
+    # (`POST http://api.verbex.invalid/v1/...`) and answers it.
+    assert call_signed_url(mode, verbex_sandbox, "c1", client_options=options).call_id == "c1"
+    (request,) = verbex_sandbox.api_requests()
+    assert request.headers["Host"] == "api.verbex.invalid"
