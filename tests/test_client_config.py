@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import platform
 import time
 
@@ -196,8 +197,12 @@ def test_call_runs_any_generated_operation_and_checks_what_it_is_given(verbex_sa
     verbex_sandbox.add_recording("c1", b"abc", file_name="c1.wav")
     body = CallRecordingRequest(call_id="c1", expiration_url_in_minutes=5)
     with verbex_sandbox.client() as client:
-        for operation in (op, op.sync_detailed):
-            model = client.call(operation, body=body)
+        for operation in (op, op.sync_detailed, functools.partial(op.sync_detailed, body=body)):
+            model = (
+                client.call(operation)
+                if isinstance(operation, functools.partial)
+                else client.call(operation, body=body)
+            )
             assert isinstance(model, CallRecordingSignedUrlResponse) and model.file_name == "c1.wav"
         with pytest.raises(TypeError, match="body"):
             client.call(op)  # a missing argument, as Python reports it, before any request
@@ -205,7 +210,7 @@ def test_call_runs_any_generated_operation_and_checks_what_it_is_given(verbex_sa
             client.call(op.asyncio_detailed, body=body)
         with pytest.raises(TypeError, match="not a generated operation module"):
             client.call(httpx, body=body)
-    assert [r.json()["expiration_url_in_minutes"] for r in verbex_sandbox.api_requests()] == [5, 5]
+    assert [r.json()["expiration_url_in_minutes"] for r in verbex_sandbox.api_requests()] == [5, 5, 5]
 
     async def run() -> None:
         async with verbex_sandbox.async_client() as client:
