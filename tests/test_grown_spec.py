@@ -138,6 +138,28 @@ NEW_OPERATION = """
         signed = client.recordings.signed_url("call_1")
         out["duration"] = signed.model.duration_seconds
         out["to_dict"] = signed.to_dict()
+        # Another operation's documented 404 is a NotFoundError with the server's words.
+        from verbex_api.api.calls import get_call_v1_calls_call_id_get as get_call
+        out["get_call"] = client.call(get_call, call_id="call_1").call_id
+        try:
+            client.with_options(default_headers={"Prefer": "code=404"}).call(get_call, call_id="call_1")
+        except vc.NotFoundError as error:
+            out["404"] = [type(error).__name__, error.message]
+        try:  # a path parameter that cannot be encoded: ValueError, before anything is sent
+            client.call(get_call, call_id="a\\ud800")
+        except ValueError as error:
+            out["bad-arg"] = [type(error).__name__, str(error)]
+        try:  # one httpx refuses to build (httpx.InvalidURL): ValueError too
+            client.call(get_call, call_id="a" * 70000)
+        except ValueError as error:
+            out["too-long"] = [type(error).__name__, str(error)]
+
+    # A connection error names the host it could not reach, never the query's values.
+    dead = vc.Verbex(api_key=key, base_url="http://127.0.0.1:9", max_retries=0)
+    try:
+        list_calls.sync_detailed(client=dead.api, page_token="PAGE_TOKEN_SECRET_123")
+    except vc.APIConnectionError as error:
+        out["dead"] = str(error)
 
     async def main():
         async with vc.AsyncVerbex(api_key=key, base_url=base_url) as client:
@@ -178,6 +200,16 @@ def test_a_new_operation_gets_auth_retries_and_named_exceptions_with_no_new_code
         # 401: not retried
         assert out[f"401-{how}"] == ["AuthenticationError", "invalid_api_key", "Invalid API key", []]
     assert out["async-429"] == [2.0, [2.0, 2.0]]
+    assert out["get_call"] == "call_1" and out["404"] == ["NotFoundError", "No such call"]
+    assert out["bad-arg"] == [
+        "ValueError",
+        "the request cannot be encoded: an argument holds a character HTTP cannot carry",
+    ]
+    assert out["too-long"] == [
+        "ValueError",
+        "the request cannot be built from these arguments (InvalidURL: URL too long)",
+    ]
+    assert out["dead"].startswith("could not connect to 127.0.0.1:9 (") and "PAGE_TOKEN" not in out["dead"]
 
 
 def test_a_new_response_field_reaches_users_and_the_cli_json(
