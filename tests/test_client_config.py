@@ -174,7 +174,7 @@ def test_generated_client_escape_hatch_is_configured(verbex_sandbox: Sandbox) ->
     from verbex_api.models import CallRecordingRequest, CallRecordingSignedUrlResponse
 
     verbex_sandbox.add_recording("c1", b"abc")
-    with verbex_sandbox.client() as client:
+    with verbex_sandbox.client(default_headers={"X-Team": "qa"}) as client:
         assert isinstance(client.api, verbex_api.AuthenticatedClient)  # fits secured operations too
         parsed = op.sync(client=client.api, body=CallRecordingRequest(call_id="c1"))
         assert isinstance(parsed, CallRecordingSignedUrlResponse)
@@ -185,6 +185,7 @@ def test_generated_client_escape_hatch_is_configured(verbex_sandbox: Sandbox) ->
         assert op.sync_detailed(client=copy, body=CallRecordingRequest(call_id="c1")).status_code == 200
         first, second = verbex_sandbox.api_requests()[-2:]
         assert second.headers["X-Trace"] == "t1" and second.headers["Authorization"] == "Bearer ***"
+        assert second.headers["X-Team"] == "qa" and second.headers["User-Agent"].startswith("verbex-client/")
         assert first.headers["Authorization"] == "Bearer ***"  # the sandbox masks the key it accepted
         with pytest.raises(verbex_client.RecordingNotFoundError):
             op.sync_detailed(client=copy, body=CallRecordingRequest(call_id="missing"))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Self
 import httpx
 
 from . import _exceptions as exc
-from ._config import ClientOptions
+from ._config import USER_AGENT, ClientOptions
 from ._errors import closed_error, request_secrets, send_error
 from ._logging import logger
 from ._parsing import invalid_reply, status_error
@@ -212,6 +212,13 @@ class _BaseTransport:
         """Authorise `request` (whichever httpx client built it) and start its attempts."""
         headers = request.headers
         headers["Authorization"] = self.options.authorization
+        if headers.get("User-Agent", "").startswith("python-httpx/"):
+            # Built by an httpx client the generated code made itself (client.api.with_headers()
+            # and the like): ours carry the user agent and default headers, so add them here.
+            headers["User-Agent"] = USER_AGENT
+            for name, value in self.options.default_headers.items():
+                if name not in headers:
+                    headers[name] = value
         pool = self.pool
         if isinstance(pool, httpx.Client | httpx.AsyncClient):  # a user's http_client: its headers too
             for name, value in pool.headers.items():
@@ -315,6 +322,9 @@ class RetryingTransport(httpx.BaseTransport):
         except Exception as error:
             response.close()
             return attempts.after_read_error(error, response)
+        except BaseException:  # Ctrl-C: give the connection back before leaving
+            response.close()
+            raise
         outcome = attempts.after_response(response)
         return response if outcome is None else outcome
 
@@ -363,6 +373,9 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
             except Exception as error:
                 await response.aclose()
                 return attempts.after_read_error(error, response)
+            except BaseException:  # cancelled: give the connection back before leaving
+                await response.aclose()
+                raise
         finally:
             if gate is not None:
                 gate.release()
