@@ -123,18 +123,34 @@ ECHOES = [
     template=st.sampled_from(ECHOES),
     status=st.sampled_from([200, 400, 401, 403, 404, 409, 418, 422, 429, 500, 502, 503]),
     content_type=st.sampled_from(["application/json", "text/html", "text/plain"]),
+    fault=st.sampled_from(["echo", "echo", "echo", "reset", "slow"]),
 )
-@example(key="API_" + "k" * 60, template=ECHOES[0], status=401, content_type="application/json")
-@example(key="API_" + "k" * 60, template=ECHOES[8], status=502, content_type="text/html")
+@example(key="API_" + "k" * 60, template=ECHOES[0], status=401, content_type="application/json", fault="echo")
+@example(key="API_" + "k" * 60, template=ECHOES[8], status=502, content_type="text/html", fault="echo")
+@example(key="API_" + "k" * 60, template=ECHOES[0], status=200, content_type="text/plain", fault="reset")
 def test_a_reply_echoing_the_key_never_shows_it_anywhere_in_the_chain(
-    sandbox: Sandbox, client: vc.Verbex, key: str, template: str, status: int, content_type: str
+    sandbox: Sandbox,
+    client: vc.Verbex,
+    key: str,
+    template: str,
+    status: int,
+    content_type: str,
+    fault: str,
 ) -> None:
     body = template.format(key=json.dumps(key)[1:-1] if content_type == "application/json" else key)
-    sandbox.respond_next(body.encode(), status=status, content_type=content_type)
+    if fault == "reset":
+        sandbox.reset_next()
+    elif fault == "slow":
+        sandbox.delay_next(0.3)
+    else:
+        sandbox.respond_next(body.encode(), status=status, content_type=content_type)
     try:
-        client.with_options(api_key=key).recordings.signed_url("c1")
-    except (vc.APIStatusError, vc.APIResponseValidationError) as error:
+        client.with_options(api_key=key, timeout=0.05 if fault == "slow" else 30.0).recordings.signed_url(
+            "c1"
+        )
+    except (vc.APIStatusError, vc.APIResponseValidationError, vc.APIConnectionError) as error:
         assert_hidden(error, key)
+        assert isinstance(error, vc.APIConnectionError) == (fault != "echo")
         return
     pytest.fail(f"a {status} echo was accepted")
 
