@@ -78,7 +78,7 @@ def _reason(failure: Exception, response: httpx.Response) -> str:
         kind = "null" if data is None else {bool: "boolean", str: "string"}.get(type(data), "number")
         return f"unexpected JSON {kind} for this operation"
     field = _failing_field(failure)
-    where = f"field {field!r}" if field else "the body"
+    where = f"field {field!r}" if field else "body"
     return f"unparseable {where}: it does not match the spec's schema ({type(failure).__name__})"
 
 
