@@ -428,3 +428,25 @@ def test_a_closed_client_raises_client_closed_error(mode: str, verbex_sandbox: S
 
         asyncio.run(run())
     assert len(verbex_sandbox.api_requests()) == 1  # nothing was sent after closing
+
+
+def test_a_request_that_is_not_valid_http_is_refused_once_and_quotes_nothing(
+    verbex_sandbox: Sandbox, sleeps: SleepRecorder
+) -> None:
+    from conftest import fake_time
+    from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as op
+    from verbex_api.models import CallRecordingRequest
+
+    with verbex_sandbox.client() as client:
+        fake_time(client, sleeps)
+        # h11 refuses the header line and quotes it (with the Authorization line) in its error
+        bad = client.api.with_headers({"X-Note": "a\x00SECRET_IN_HEADER"})
+        with pytest.raises(vc.APIConnectionError) as info:
+            op.sync_detailed(client=bad, body=CallRecordingRequest(call_id="c1"))
+    host = verbex_sandbox.base_url.removeprefix("http://")
+    assert str(info.value) == (
+        f"request to {host} could not be sent: it is not valid HTTP (LocalProtocolError)"
+    )
+    assert sleeps.delays == [] and verbex_sandbox.api_requests() == []  # not retried, nothing sent
+    assert info.value.__cause__ is None and info.value.__context__ is None
+    assert "SECRET_IN_HEADER" not in repr(info.value.args)

@@ -22,8 +22,8 @@ _DETAIL_LENGTH = 160
 
 
 def request_secrets(request: httpx.Request, api_key: str) -> tuple[str, ...]:
-    """Strings no exception text may hold: the key, its header value, the URL's query values."""
-    return (api_key, f"Bearer {api_key}", *query_secrets(str(request.url)))
+    """Strings no exception text may hold: the API key and the URL's query values."""
+    return (api_key, *query_secrets(str(request.url)))
 
 
 def host_of(request: httpx.Request) -> str:
