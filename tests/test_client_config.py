@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import platform
 import time
 
@@ -65,6 +66,21 @@ def test_explicit_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch
         ({"api_key": "API_key\n"}, ConfigurationError),
         ({"default_headers": {"Authorization": "Bearer other"}}, ConfigurationError),
         ({"http_client": object()}, TypeError),
+        ({"api_key": "API_k\u00e9y_0123456789"}, ConfigurationError),
+        ({"api_key": "API_k\x00ey_0123456789"}, ConfigurationError),
+        ({"api_key": "API key 0123456789"}, ConfigurationError),
+        ({"api_key": "API_\t0123456789"}, ConfigurationError),
+        ({"api_key": "API_123"}, ConfigurationError),
+        ({"base_url": "http://127.0.0.1:99999"}, ConfigurationError),
+        ({"base_url": "http://127.0.0.1:port"}, ConfigurationError),
+        ({"base_url": "https://api.verbex.ai/?token=x"}, ConfigurationError),
+        ({"base_url": "https://user:pw@api.verbex.ai"}, ConfigurationError),
+        ({"base_url": "https://api.verbex.ai/#frag"}, ConfigurationError),
+        ({"base_url": "https://\u00e4pi.verbex.ai"}, ConfigurationError),
+        ({"default_headers": {"X-Team": "caf\u00e9"}}, ConfigurationError),
+        ({"default_headers": {"X-Team": "a\r\nX-Evil: 1"}}, ConfigurationError),
+        ({"default_headers": {"Bad Name": "x"}}, ConfigurationError),
+        ({"default_headers": {"X-Team": 5}}, TypeError),
     ],
 )
 def test_bad_options_are_rejected_at_construction(kwargs: dict[str, object], error: type[Exception]) -> None:
@@ -99,7 +115,7 @@ def test_with_options_shares_the_pool_and_overrides(verbex_sandbox: Sandbox) -> 
     verbex_sandbox.add_recording("c1", b"abc")
     with verbex_sandbox.client() as client:
         copy = client.with_options(max_retries=0, default_headers={"X-Copy": "1"}, timeout=2.0)
-        assert copy._transport.http is client._transport.http
+        assert copy._transport.pool is client._transport.pool
         assert copy.max_retries == 0 and client.max_retries == 2
         copy.recordings.signed_url("c1")
         client.recordings.signed_url("c1")
@@ -120,7 +136,7 @@ def test_async_with_options_shares_the_pool(verbex_sandbox: Sandbox) -> None:
     async def run() -> None:
         async with verbex_sandbox.async_client() as client:
             copy = client.with_options(default_headers={"X-Copy": "1"})
-            assert copy._transport.http is client._transport.http
+            assert copy._transport.pool is client._transport.pool
             await copy.recordings.signed_url("c1")
             assert verbex_sandbox.api_requests()[-1].headers["X-Copy"] == "1"
 
@@ -130,23 +146,82 @@ def test_async_with_options_shares_the_pool(verbex_sandbox: Sandbox) -> None:
 def test_user_supplied_http_client_is_used_and_left_open(verbex_sandbox: Sandbox) -> None:
     verbex_sandbox.add_recording("c1", b"abc")
     seen: list[str] = []
-    http = httpx.Client(event_hooks={"request": [lambda r: seen.append(r.url.path)]})
+    http = httpx.Client(
+        event_hooks={"request": [lambda r: seen.append(r.url.path)]}, headers={"X-Org": "team-7"}
+    )
     with verbex_sandbox.client(http_client=http) as client:
         assert client.recordings.signed_url("c1").file_name == "c1.ogg"
     assert seen == ["/v1/call-recording/signed-url"]
+    sent = {name.lower(): value for name, value in verbex_sandbox.api_requests()[0].headers.items()}
+    assert sent["x-org"] == "team-7"  # the client's own headers still apply
     assert not http.is_closed
     http.close()
 
 
+def test_key_errors_name_the_rule_never_the_key() -> None:
+    for key in ("API_k\u00e9y_0123456789", "API_k\x00ey_0123456789", "API key 0123456789"):
+        with pytest.raises(ConfigurationError) as info:
+            Verbex(api_key=key)
+        assert str(info.value) == (
+            "api_key must be printable ASCII without spaces (a header-safe token); check how it was loaded"
+        )
+        assert info.value.__context__ is None and info.value.__cause__ is None
+
+
 def test_generated_client_escape_hatch_is_configured(verbex_sandbox: Sandbox) -> None:
+    import verbex_api
     from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as op
     from verbex_api.models import CallRecordingRequest, CallRecordingSignedUrlResponse
 
     verbex_sandbox.add_recording("c1", b"abc")
-    with verbex_sandbox.client() as client:
+    with verbex_sandbox.client(default_headers={"X-Team": "qa"}) as client:
+        assert isinstance(client.api, verbex_api.AuthenticatedClient)  # fits secured operations too
         parsed = op.sync(client=client.api, body=CallRecordingRequest(call_id="c1"))
         assert isinstance(parsed, CallRecordingSignedUrlResponse)
-        assert verbex_sandbox.api_key not in repr(client.api)
+        assert verbex_sandbox.api_key not in repr(client.api) and verbex_sandbox.api_key != client.api.token
+        # The generated client's own copies go through our transport too: auth, retries, errors.
+        copy = client.api.with_headers({"X-Trace": "t1"}).with_timeout(httpx.Timeout(5.0))
+        verbex_sandbox.fail_next(status=503)
+        assert op.sync_detailed(client=copy, body=CallRecordingRequest(call_id="c1")).status_code == 200
+        first, second = verbex_sandbox.api_requests()[-2:]
+        assert second.headers["X-Trace"] == "t1" and second.headers["Authorization"] == "Bearer ***"
+        assert second.headers["X-Team"] == "qa" and second.headers["User-Agent"].startswith("verbex-client/")
+        assert first.headers["Authorization"] == "Bearer ***"  # the sandbox masks the key it accepted
+        with pytest.raises(verbex_client.RecordingNotFoundError):
+            op.sync_detailed(client=copy, body=CallRecordingRequest(call_id="missing"))
+
+
+def test_call_runs_any_generated_operation_and_checks_what_it_is_given(verbex_sandbox: Sandbox) -> None:
+    from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as op
+    from verbex_api.models import CallRecordingRequest, CallRecordingSignedUrlResponse
+
+    verbex_sandbox.add_recording("c1", b"abc", file_name="c1.wav")
+    body = CallRecordingRequest(call_id="c1", expiration_url_in_minutes=5)
+    with verbex_sandbox.client() as client:
+        for operation in (op, op.sync_detailed, functools.partial(op.sync_detailed, body=body)):
+            model = (
+                client.call(operation)
+                if isinstance(operation, functools.partial)
+                else client.call(operation, body=body)
+            )
+            assert isinstance(model, CallRecordingSignedUrlResponse) and model.file_name == "c1.wav"
+        with pytest.raises(TypeError, match="body"):
+            client.call(op)  # a missing argument, as Python reports it, before any request
+        with pytest.raises(TypeError, match=r"AsyncVerbex\.call"):
+            client.call(op.asyncio_detailed, body=body)
+        with pytest.raises(TypeError, match="not a generated operation module"):
+            client.call(httpx, body=body)
+    assert [r.json()["expiration_url_in_minutes"] for r in verbex_sandbox.api_requests()] == [5, 5, 5]
+
+    async def run() -> None:
+        async with verbex_sandbox.async_client() as client:
+            model = await client.call(op.asyncio_detailed, body=body)
+            assert isinstance(model, CallRecordingSignedUrlResponse)
+            assert isinstance(await client.call(op, body=body), CallRecordingSignedUrlResponse)
+            with pytest.raises(TypeError, match=r"Verbex\.call"):
+                await client.call(op.sync_detailed, body=body)
+
+    asyncio.run(run())
 
 
 def test_client_reprs_hide_the_key(verbex_sandbox: Sandbox) -> None:
@@ -180,7 +255,7 @@ def test_async_requests_past_the_pool_size_wait_in_our_gate_shared_by_copies(
             await asyncio.to_thread(_wait_for_api_requests, verbex_sandbox, size)
             # httpcore rescans its whole queue at every event; with the gate the
             # five extra calls wait in front of it (private attribute: httpx < 0.29).
-            pool = client._transport.http._transport._pool  # type: ignore[attr-defined]
+            pool = client._transport.pool._pool  # type: ignore[union-attr]
             assert len(pool._requests) == size
             assert client._transport.gate is copy._transport.gate
             results = await asyncio.gather(*calls)
@@ -212,3 +287,20 @@ def test_async_wait_for_a_free_connection_is_bounded_by_the_pool_timeout(
             await asyncio.gather(*busy, return_exceptions=True)
 
     asyncio.run(run())
+
+
+def test_proxies_from_the_environment_are_honoured(
+    monkeypatch: pytest.MonkeyPatch, mode: str, verbex_sandbox: Sandbox
+) -> None:
+    from conftest import call_signed_url
+
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", verbex_sandbox.base_url)  # the sandbox stands in as the proxy
+    verbex_sandbox.add_recording("c1", b"abc")
+    options = {"base_url": "http://api.verbex.invalid", "max_retries": 0}
+    # Unresolvable without the proxy; through it, the sandbox gets the absolute-form request
+    # (`POST http://api.verbex.invalid/v1/...`) and answers it.
+    assert call_signed_url(mode, verbex_sandbox, "c1", client_options=options).call_id == "c1"
+    (request,) = verbex_sandbox.api_requests()
+    assert request.headers["Host"] == "api.verbex.invalid"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conftest import call_signed_url
+from verbex_api.models import CallRecordingSignedUrlResponse
 from verbex_client import SignedRecordingUrl
-from verbex_client._parsing import parse_timestamp
 from verbex_client.testing import Sandbox
 
 
@@ -83,6 +83,13 @@ def test_max_length_call_id_is_accepted(verbex_sandbox: Sandbox) -> None:
     assert call_signed_url("sync", verbex_sandbox, call_id).call_id == call_id
 
 
+def _reply(expires_at: object) -> bytes:
+    import json
+
+    body = {"file_name": "a.ogg", "signed_url": "https://h/a.ogg", "expiration_minutes": 10}
+    return json.dumps({**body, "expires_at": expires_at}).encode()
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -92,25 +99,36 @@ def test_max_length_call_id_is_accepted(verbex_sandbox: Sandbox) -> None:
         ("2026-04-02T06:25:27", datetime(2026, 4, 2, 6, 25, 27, tzinfo=UTC)),
     ],
 )
-def test_timestamps_parse_to_aware_utc(text: str, expected: datetime) -> None:
-    parsed = parse_timestamp(text)
+def test_timestamps_parse_to_aware_utc(
+    mode: str, verbex_sandbox: Sandbox, text: str, expected: datetime
+) -> None:
+    verbex_sandbox.respond_next(_reply(text))
+    parsed = call_signed_url(mode, verbex_sandbox, "c1").expires_at
     assert parsed == expected and parsed.tzinfo == UTC
 
 
-@pytest.mark.parametrize("text", ["", "tomorrow", "2026-04-02", "2026-13-02T06:25:27Z", 12345, None])
-def test_bad_timestamps_are_rejected(text: object) -> None:
-    with pytest.raises(ValueError):
-        parse_timestamp(text)
+@pytest.mark.parametrize("text", ["", "tomorrow", "2026-13-02T06:25:27Z", 12345, None])
+def test_bad_timestamps_are_rejected(mode: str, verbex_sandbox: Sandbox, text: object) -> None:
+    import verbex_client as vc
+
+    verbex_sandbox.respond_next(_reply(text))
+    with pytest.raises(vc.APIResponseValidationError, match="field 'expires_at'"):
+        call_signed_url(mode, verbex_sandbox, "c1")
 
 
 def _url(expires_at: datetime, received_at: datetime, minutes: int = 10) -> SignedRecordingUrl:
+    url = "https://storage.googleapis.com/b/f.ogg?X-Goog-Credential=SECRETCRED&X-Goog-Signature=SECRETSIG"
+    model = CallRecordingSignedUrlResponse(
+        file_name="f.ogg", signed_url=url, expiration_minutes=minutes, expires_at=expires_at
+    )
     return SignedRecordingUrl(
         call_id="c",
         file_name="f.ogg",
-        url="https://storage.googleapis.com/b/f.ogg?X-Goog-Credential=SECRETCRED&X-Goog-Signature=SECRETSIG",
+        url=url,
         expiration_minutes=minutes,
         expires_at=expires_at,
         received_at=received_at,
+        model=model,
     )
 
 

@@ -323,18 +323,7 @@ def cmd_url(args: argparse.Namespace) -> int:
     with _client(args) as client:
         signed = client.recordings.signed_url(args.call_id, expires_in_minutes=args.expires_in_minutes)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "call_id": signed.call_id,
-                    "file_name": signed.file_name,
-                    "url": signed.url,
-                    "expiration_minutes": signed.expiration_minutes,
-                    "expires_at": signed.expires_at.isoformat().replace("+00:00", "Z"),
-                    "received_at": signed.received_at.isoformat().replace("+00:00", "Z"),
-                }
-            )
-        )
+        print(json.dumps(signed.to_dict()))  # every field the API returned, new ones included
     else:
         print(signed.url)
     return EXIT_OK

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, overload
 
 import httpx
 
 from ._config import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ClientOptions, resolve_options
+from ._exceptions import VerbexError
 from ._logging import install_redaction, setup_from_env
+from ._models import APIResponse
 from ._network import NetworkSettings, Verify, check_proxy, check_verify
+from ._operations import call_result, operation_function
 from ._recordings import AsyncRecordings, Recordings
-from ._transport import AsyncTransport, SyncTransport
+from ._transport import AsyncTransport, SyncTransport, collect_final_responses, stop_collecting
 from ._validation import check_bool
 
 if TYPE_CHECKING:
     import verbex_api
+    from verbex_api.types import Response
 
     from ._storage import AsyncStorage, SyncStorage
+
+T = TypeVar("T")
 
 _OVERRIDABLE = frozenset({"api_key", "base_url", "timeout", "max_retries", "default_headers"})
 
@@ -63,14 +69,14 @@ def _network(verify: object, proxy: object, trust_env: object) -> NetworkSetting
 
 
 class _Shared:
-    """What a client and its `with_options` copies share: network settings and storage pools."""
+    """What a client and its `with_options` copies share besides the API pool: the network
+    settings and the storage pools (made on first use, closed by the client that made them)."""
 
     def __init__(self, network: NetworkSettings, allow_insecure_storage: bool) -> None:
         self.network = network
         self.allow_insecure_storage = allow_insecure_storage
         self.sync_storage: SyncStorage | None = None
         self.async_storage: AsyncStorage | None = None
-        self.closed = False
 
 
 TransportT = TypeVar("TransportT", SyncTransport, AsyncTransport)
@@ -80,7 +86,6 @@ class _ClientBase(Generic[TransportT]):
     _options: ClientOptions
     _transport: TransportT
     _shared: _Shared
-
     _owns_shared = True
 
     def _setup(self, transport: TransportT, shared: _Shared) -> None:
@@ -94,10 +99,10 @@ class _ClientBase(Generic[TransportT]):
         return self._shared.allow_insecure_storage
 
     def _check_open(self) -> None:
-        if self._shared.closed:
-            from ._exceptions import ClientClosedError
+        if self._transport.is_closed():
+            from ._errors import closed_error
 
-            raise ClientClosedError(f"this {type(self).__name__} is closed; create a new client")
+            raise closed_error()
 
     def _add_resources(self) -> None:
         raise NotImplementedError
@@ -106,7 +111,7 @@ class _ClientBase(Generic[TransportT]):
         """A copy with some options changed, sharing this client's connection pool."""
         copy = object.__new__(type(self))
         copy._setup(self._transport.derive(_overridden(self._options, overrides)), self._shared)
-        copy._owns_shared = False  # closing a copy leaves the pools it shares open
+        copy._owns_shared = False  # closing a copy leaves the storage pools it shares open
         return copy
 
     @property
@@ -121,12 +126,20 @@ class _ClientBase(Generic[TransportT]):
     def max_retries(self) -> int:
         return self._options.max_retries
 
-    def _generated_client(self) -> verbex_api.Client:
-        import verbex_api
+    @functools.cached_property
+    def api(self) -> verbex_api.AuthenticatedClient:
+        """The generated low-level client; every operation through it goes through our transport.
 
-        # The plain Client, not AuthenticatedClient (whose repr shows the token):
-        # the credentials live in the httpx client's headers instead.
-        return verbex_api.Client(base_url=self._options.base_url, timeout=self._options.timeout)
+        So `op.sync_detailed(client=client.api, ...)` (or `asyncio_detailed` with AsyncVerbex)
+        gets this client's key, retries, timeouts and named exceptions for any status >= 400.
+        Its `token` is a placeholder: the key is added per request by the transport.
+        """
+        return self._transport.generated_client(strict=False)
+
+    @functools.cached_property
+    def _strict_api(self) -> verbex_api.AuthenticatedClient:
+        # client.call's own (raising on undocumented statuses), which users cannot reconfigure.
+        return self._transport.generated_client(strict=True)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._options.base_url!r}, max_retries={self.max_retries})"
@@ -173,28 +186,43 @@ class Verbex(_ClientBase[SyncTransport]):
             shared.sync_storage = SyncStorage(shared.network, USER_AGENT, POOL_SIZE)
         return shared.sync_storage
 
-    @functools.cached_property
-    def api(self) -> verbex_api.Client:
-        """The generated low-level client, configured like this one (escape hatch)."""
-        from ._transport import new_http_client
+    @overload
+    def call(self, operation: Callable[..., Response[T]], /, **arguments: Any) -> T: ...
+    @overload
+    def call(self, operation: ModuleType, /, **arguments: Any) -> Any: ...
+    def call(self, operation: Callable[..., Response[Any]] | ModuleType, /, **arguments: Any) -> Any:
+        """Run any generated operation through this client; returns its parsed 2xx model.
 
-        api = self._generated_client()
-        if self._transport.http_has_headers:
-            return api.set_httpx_client(self._transport.http)
-        self._extra_http = new_http_client(self._options, self._shared.network)
-        return api.set_httpx_client(self._extra_http)
+            from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as op
+            model = client.call(op.sync_detailed, body=CallRecordingRequest(call_id="c1"))
+
+        `operation` is the operation's module or its `sync_detailed`. Errors are our named
+        exceptions; a 2xx the generated parser cannot read is `APIResponseValidationError`.
+        """
+        return self._call(operation, arguments).parsed
+
+    def _call(self, operation: object, arguments: dict[str, Any]) -> APIResponse[Any]:
+        function = operation_function(operation, is_async=False)
+        responses, token = collect_final_responses()
+        detailed, failure = None, None
+        try:
+            detailed = function(client=self._strict_api, **arguments)
+        except VerbexError:
+            raise
+        except Exception as error:  # the generated parser's KeyError/TypeError/ValueError, ...
+            failure = error
+        finally:
+            stop_collecting(token)
+        return call_result(self._transport, detailed, failure, responses)
 
     def close(self) -> None:
-        """Close the connection pools (a client passed in as `http_client` is left open)."""
-        shared = self._shared
-        if self._owns_shared:
-            shared.closed = True
-            if shared.sync_storage is not None:
-                shared.sync_storage.close()
+        """Close the connection pool (a client passed in as `http_client` is left open).
+
+        Any later call raises ClientClosedError (so do `with_options` copies of this client).
+        """
+        if self._owns_shared and self._shared.sync_storage is not None:
+            self._shared.sync_storage.close()
         self._transport.close()
-        extra = self.__dict__.pop("_extra_http", None)
-        if extra is not None:
-            extra.close()
 
     def __enter__(self) -> Self:
         return self
@@ -243,28 +271,38 @@ class AsyncVerbex(_ClientBase[AsyncTransport]):
             shared.async_storage = AsyncStorage(shared.network, USER_AGENT, DEFAULT_LIMITS)
         return shared.async_storage
 
-    @functools.cached_property
-    def api(self) -> verbex_api.Client:
-        """The generated low-level client, configured like this one (escape hatch)."""
-        from ._transport import new_async_http_client
+    @overload
+    async def call(self, operation: Callable[..., Awaitable[Response[T]]], /, **arguments: Any) -> T: ...
+    @overload
+    async def call(self, operation: ModuleType, /, **arguments: Any) -> Any: ...
+    async def call(
+        self, operation: Callable[..., Awaitable[Response[Any]]] | ModuleType, /, **arguments: Any
+    ) -> Any:
+        """Async twin of `Verbex.call`: `operation` is the module or its `asyncio_detailed`."""
+        return (await self._call(operation, arguments)).parsed
 
-        api = self._generated_client()
-        if self._transport.http_has_headers:
-            return api.set_async_httpx_client(self._transport.http)
-        self._extra_http = new_async_http_client(self._options, self._shared.network)
-        return api.set_async_httpx_client(self._extra_http)
+    async def _call(self, operation: object, arguments: dict[str, Any]) -> APIResponse[Any]:
+        function = operation_function(operation, is_async=True)
+        responses, token = collect_final_responses()
+        detailed, failure = None, None
+        try:
+            detailed = await function(client=self._strict_api, **arguments)
+        except VerbexError:
+            raise
+        except Exception as error:  # the generated parser's KeyError/TypeError/ValueError, ...
+            failure = error
+        finally:
+            stop_collecting(token)
+        return call_result(self._transport, detailed, failure, responses)
 
     async def aclose(self) -> None:
-        """Close the connection pools (a client passed in as `http_client` is left open)."""
-        shared = self._shared
-        if self._owns_shared:
-            shared.closed = True
-            if shared.async_storage is not None:
-                await shared.async_storage.aclose()
+        """Close the connection pool (a client passed in as `http_client` is left open).
+
+        Any later call raises ClientClosedError (so do `with_options` copies of this client).
+        """
+        if self._owns_shared and self._shared.async_storage is not None:
+            await self._shared.async_storage.aclose()
         await self._transport.aclose()
-        extra = self.__dict__.pop("_extra_http", None)
-        if extra is not None:
-            await extra.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -61,7 +61,8 @@ class APIError(VerbexError):
 
 
 class APIConnectionError(APIError):
-    """No usable HTTP response: the connection failed, was reset or broke off."""
+    """No usable HTTP response: the connection failed, was reset or broke off, or the request
+    could not be sent as valid HTTP. The message names the host, never the URL's query."""
 
     def __init__(self, message: str = "connection error") -> None:
         super().__init__(message)
@@ -75,7 +76,8 @@ class APITimeoutError(APIConnectionError):
 
 
 class APIResponseValidationError(APIError):
-    """A 2xx reply whose body is not JSON or does not match the documented schema."""
+    """A 2xx reply whose body is not JSON, does not match the spec's schema or cannot be decoded
+    (a broken `Content-Encoding`), or whose status the operation does not document."""
 
     def __init__(self, message: str, *, response: httpx.Response, body: object) -> None:
         super().__init__(message)
@@ -127,11 +129,12 @@ class PermissionDeniedError(APIStatusError):
 
 
 class NotFoundError(APIStatusError):
-    """404."""
+    """404. With a body other than the spec's ErrorResponse the server does not know the route
+    (a wrong base URL, say), and the message says so."""
 
 
 class RecordingNotFoundError(NotFoundError):
-    """404 from the signed-URL endpoint: no recording exists for that call id."""
+    """The signed-URL endpoint's documented 404 (an ErrorResponse body): no recording for that call id."""
 
 
 class ConflictError(APIStatusError):

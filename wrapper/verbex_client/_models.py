@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
@@ -12,6 +12,8 @@ from ._redact import redact_url
 
 if TYPE_CHECKING:
     import httpx
+
+    from verbex_api.models.call_recording_signed_url_response import CallRecordingSignedUrlResponse
 
 __all__ = ["APIResponse", "DownloadResult", "SignedRecordingUrl"]
 
@@ -26,6 +28,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 @attrs.frozen(repr=False)
 class SignedRecordingUrl:
     """A time-limited URL to one call's recording.
@@ -34,6 +40,10 @@ class SignedRecordingUrl:
     only its host and path. Expiry is judged by the earlier of the server's
     `expires_at` and `received_at + expiration_minutes`, so neither a local
     clock behind the server's nor one ahead of it makes a dead URL look alive.
+
+    `model` is the generated `CallRecordingSignedUrlResponse` it was built from:
+    every field the spec declares (and any the API sent beyond it, in
+    `model.additional_properties`) is there, typed, after a regeneration.
     """
 
     call_id: str
@@ -42,6 +52,7 @@ class SignedRecordingUrl:
     expiration_minutes: int
     expires_at: datetime
     received_at: datetime
+    model: CallRecordingSignedUrlResponse = attrs.field(eq=False)
 
     @property
     def deadline(self) -> datetime:
@@ -56,6 +67,22 @@ class SignedRecordingUrl:
     @property
     def expired(self) -> bool:
         return self.seconds_remaining() <= 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field the API returned (JSON-ready), plus `call_id` and `received_at`.
+
+        The URL is under `url` (the API's `signed_url`); timestamps are RFC 3339 in UTC.
+        """
+        fields = {name: value for name, value in self.model.to_dict().items() if name != "signed_url"}
+        return {
+            "call_id": self.call_id,
+            **fields,
+            "file_name": self.file_name,
+            "url": self.url,
+            "expiration_minutes": self.expiration_minutes,
+            "expires_at": _rfc3339(self.expires_at),
+            "received_at": _rfc3339(self.received_at),
+        }
 
     def __repr__(self) -> str:
         return (

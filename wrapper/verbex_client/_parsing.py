@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _exceptions as exc
-from ._models import SignedRecordingUrl
 from ._redact import scrub
 
 if TYPE_CHECKING:
     import httpx
+
+    from verbex_api.models.call_recording_signed_url_response import CallRecordingSignedUrlResponse
+
+    from ._models import SignedRecordingUrl
+
+V = TypeVar("V")
 
 MAX_MESSAGE_LENGTH = 300
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-correlation-id", "x-cloud-trace-context")
@@ -55,7 +61,7 @@ def _text_message(text: str) -> str:
     if "<" in text and ">" in text:  # HTML from a proxy: its title, else its text
         title = _TITLE.search(text)
         text = title.group(1) if title else _TAG.sub(" ", text)
-    return _short(text)
+    return _SPACE.sub(" ", text).strip()
 
 
 def _validation_errors(detail: list[Any]) -> list[dict[str, Any]]:
@@ -74,7 +80,7 @@ def _describe_validation(errors: list[dict[str, Any]]) -> str:
 
 
 def error_fields(body: object) -> tuple[str | None, str | None, list[dict[str, Any]]]:
-    """(code, message, validation errors) from any error body shape we know."""
+    """(code, message, validation errors) from any error body shape we know (message not shortened)."""
     if isinstance(body, str):
         return None, _text_message(body) or None, []
     if not isinstance(body, dict):
@@ -94,9 +100,26 @@ def error_fields(body: object) -> tuple[str | None, str | None, list[dict[str, A
         message = detail
     return (
         str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None,
-        _short(message) if isinstance(message, str) and message.strip() else None,
+        message if isinstance(message, str) and message.strip() else None,
         errors,
     )
+
+
+def is_documented_error_body(body: object) -> bool:
+    """Whether `body` is the spec's ErrorResponse (`{"error": str, "message": str}`).
+
+    The API's own errors have that shape; a router's or a proxy's (FastAPI's
+    `{"detail": "Not Found"}` for an unknown path, an HTML page) do not.
+    """
+    from verbex_api.models.error_response import ErrorResponse
+
+    if not isinstance(body, dict):
+        return False
+    try:
+        model = ErrorResponse.from_dict(body)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    return isinstance(model.error, str) and isinstance(model.message, str)
 
 
 def status_error(
@@ -104,20 +127,43 @@ def status_error(
     *,
     secrets: tuple[str, ...],
     retry_after: float | None = None,
-    not_found: type[exc.NotFoundError] = exc.RecordingNotFoundError,
+    content: bytes | None = None,
+    meanings: Mapping[int, type[exc.APIStatusError]] | None = None,
+    base_url: str = "",
 ) -> exc.APIStatusError:
-    """The named exception for a non-2xx API reply."""
+    """The named exception for a non-2xx API reply; its text is scrubbed of every secret.
+
+    A status gets the operation's own exception (`meanings`, e.g. 404 ->
+    RecordingNotFoundError) only when the body is the spec's ErrorResponse; a 404
+    with any other body is a route the server does not know: a wrong base URL.
+    """
     status = response.status_code
-    body = decode_body(response.content)
+    body = decode_body(response.content if content is None else content)
     code, message, errors = error_fields(body)
-    if message is None:
+    documented = is_documented_error_body(body)
+    if status == 404 and not documented:
+        from ._redact import redact_url
+
+        route = (
+            f"{response.request.method} {response.request.url.path}"
+            if _has_request(response)
+            else "the route"
+        )
+        message = (
+            f"route not found: {route} does not exist on this server; "
+            f"check the base URL ({redact_url(base_url)})"
+        )
+    elif message is None:
         message = response.reason_phrase or f"HTTP {status}"
-    message = scrub(message, secrets)
-    code = scrub(code, secrets) if code else None
+    message = _short(scrub(message, secrets))
+    code = _short(scrub(code, secrets)) if code else None
     request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
     common: dict[str, Any] = {"response": response, "body": body, "code": code, "request_id": request_id}
+    specific = (meanings or {}).get(status) if documented else None
+    if specific is not None:
+        return specific(message, **common)
     if status == 404:
-        return not_found(message, **common)
+        return exc.NotFoundError(message, **common)
     if status == 422:
         return exc.UnprocessableEntityError(message, errors=errors, **common)
     if status == 429:
@@ -127,60 +173,55 @@ def status_error(
     return _STATUS_CLASSES.get(status, exc.APIStatusError)(message, **common)
 
 
-def parse_timestamp(value: object) -> datetime:
-    """RFC 3339 timestamp → aware UTC datetime; nine-digit fractions and `Z` accepted.
+def _has_request(response: httpx.Response) -> bool:
+    try:
+        response.request  # noqa: B018 - httpx raises RuntimeError when the response has none
+    except RuntimeError:
+        return False
+    return True
 
-    A timestamp without an offset is taken as UTC (FastAPI apps often emit those).
-    """
-    if not isinstance(value, str):
-        raise ValueError(f"expected an RFC 3339 string, got {type(value).__name__}")
-    text = value.strip()
-    match = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|z|[+-]\d\d:?\d\d)?", text)
-    if match is None:
-        raise ValueError("not an RFC 3339 date-time")
-    head, fraction, offset = match.groups()
-    fraction = (fraction or "")[:7]  # '.' + at most 6 digits: datetime holds microseconds
-    offset = "+00:00" if offset in (None, "Z", "z") else offset
-    parsed = datetime.fromisoformat(f"{head}{fraction}{offset}")
-    return parsed.astimezone(UTC)
+
+def invalid_reply(response: httpx.Response, reason: str) -> exc.APIResponseValidationError:
+    """APIResponseValidationError for a 2xx reply; `reason` names fields and types, never values."""
+    try:
+        body = decode_body(response.content)
+    except Exception:  # an unread or undecodable body: the error stands without it
+        body = None
+    return exc.APIResponseValidationError(
+        f"invalid response ({response.status_code}): {reason}", response=response, body=body
+    )
+
+
+def require(value: object, kind: type[V], name: str) -> V:
+    """`value` if it is a `kind` (bool is no int here), else ValueError naming the field and type."""
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ValueError(f"field {name!r} must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def aware_utc(value: datetime) -> datetime:
+    """A datetime in UTC; one without an offset is taken as UTC (FastAPI apps often emit those)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def signed_url_from_response(
-    response: httpx.Response, *, call_id: str, received_at: datetime
+    model: CallRecordingSignedUrlResponse, response: httpx.Response, *, call_id: str, received_at: datetime
 ) -> SignedRecordingUrl:
-    """Validate a 2xx reply of the signed-URL endpoint against the spec's schema."""
-    from verbex_api.models.call_recording_signed_url_response import CallRecordingSignedUrlResponse
+    """The wrapper's result from the generated model, its field types checked (the generator does not)."""
+    from ._models import SignedRecordingUrl
 
-    def invalid(reason: str, body: object) -> exc.APIResponseValidationError:
-        return exc.APIResponseValidationError(
-            f"invalid signed-URL response ({response.status_code}): {reason}", response=response, body=body
+    try:
+        return SignedRecordingUrl(
+            call_id=call_id,
+            file_name=require(model.file_name, str, "file_name"),
+            url=require(model.signed_url, str, "signed_url"),
+            expiration_minutes=require(model.expiration_minutes, int, "expiration_minutes"),
+            expires_at=aware_utc(require(model.expires_at, datetime, "expires_at")),
+            received_at=received_at,
+            model=model,
         )
-
-    try:
-        data = json.loads(response.content)
-    except (ValueError, RecursionError):
-        raise invalid("body is not JSON", decode_body(response.content)) from None
-    if not isinstance(data, dict):
-        raise invalid(f"expected a JSON object, got {type(data).__name__}", data)
-    try:
-        model = CallRecordingSignedUrlResponse.from_dict(data)
-    except KeyError as missing:
-        raise invalid(f"missing field {missing.args[0]!r}", data) from None
-    except (TypeError, ValueError):
-        raise invalid("unparseable field 'expires_at'", data) from None
-    for name, kind in (("file_name", str), ("signed_url", str), ("expiration_minutes", int)):
-        value = getattr(model, name)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise invalid(f"field {name!r} must be {kind.__name__}, got {type(value).__name__}", data)
-    try:
-        expires_at = parse_timestamp(data["expires_at"])
-    except ValueError:
-        raise invalid("unparseable field 'expires_at'", data) from None
-    return SignedRecordingUrl(
-        call_id=call_id,
-        file_name=model.file_name,
-        url=model.signed_url,
-        expiration_minutes=model.expiration_minutes,
-        expires_at=expires_at,
-        received_at=received_at,
-    )
+    except ValueError as error:
+        reason = str(error)
+    except AttributeError as error:  # verbex_api regenerated from a spec that renamed a field
+        reason = f"field {error.name!r} is not in the spec this verbex_api was generated from"
+    raise invalid_reply(response, reason)

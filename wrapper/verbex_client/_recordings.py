@@ -1,61 +1,76 @@
 """`client.recordings`: signed URLs (and, in _download, the recordings themselves).
 
-The request comes from the generated operation; the reply is judged by our
-lenient parser, because the generated parser raises KeyError/JSONDecodeError
-on the error bodies the real service and its proxies send.
+`signed_url` is the generated operation run through `client.call`, the same
+request path as every other operation (auth, retries, timeouts, named
+exceptions); this module adds the argument checks before it and the
+`SignedRecordingUrl` built from the generated model after it.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from . import _exceptions as exc
 from ._models import APIResponse, SignedRecordingUrl
-from ._parsing import signed_url_from_response, status_error
-from ._retries import parse_retry_after
+from ._parsing import invalid_reply, signed_url_from_response
 from ._validation import DEFAULT_EXPIRY_MINUTES, check_call_id, check_expires_in_minutes
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Iterable
 
-    import httpx
+    from verbex_api.models.call_recording_request import CallRecordingRequest
 
     from ._batch import BatchProgress, BatchResult, OnItem
     from ._client import AsyncVerbex, Verbex
     from ._download import AsyncRecordingStream, Progress, RecordingStream
     from ._models import DownloadResult
-    from ._transport import _BaseTransport
+    from ._transport import Hooks
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEFAULT_CONCURRENCY = 8
 
 
-def build_signed_url_request(call_id: object, expires_in_minutes: object) -> tuple[str, str, dict[str, Any]]:
-    """(method, path, JSON body) of the generated operation, after checking the arguments."""
-    from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as operation
+def signed_url_request(call_id: object, expires_in_minutes: object) -> CallRecordingRequest:
+    """The generated operation's request body, after checking the arguments."""
     from verbex_api.models.call_recording_request import CallRecordingRequest
 
-    body = CallRecordingRequest(
+    return CallRecordingRequest(
         call_id=check_call_id(call_id),
         expiration_url_in_minutes=check_expires_in_minutes(expires_in_minutes),
     )
-    kwargs = operation._get_kwargs(body=body)
+
+
+def build_signed_url_request(call_id: object, expires_in_minutes: object) -> tuple[str, str, dict[str, Any]]:
+    """(method, path, JSON body) the signed-URL operation sends for these arguments."""
+    from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as operation
+
+    kwargs = operation._get_kwargs(body=signed_url_request(call_id, expires_in_minutes))
     return kwargs["method"].upper(), kwargs["url"], kwargs["json"]
 
 
+@functools.cache
+def operation_errors() -> Mapping[tuple[str, str], Mapping[int, type[exc.APIStatusError]]]:
+    """The signed-URL endpoint's documented 404 (an ErrorResponse) means no recording for the call."""
+    method, path, _ = build_signed_url_request("call", DEFAULT_EXPIRY_MINUTES)
+    return {(method, path): {404: exc.RecordingNotFoundError}}
+
+
 def signed_url_result(
-    response: httpx.Response, call_id: str, transport: _BaseTransport
+    raw: APIResponse[object], call_id: str, hooks: Hooks
 ) -> APIResponse[SignedRecordingUrl]:
-    """The parsed reply, or the exception its status means."""
-    if response.is_success:
-        received_at = datetime.fromtimestamp(transport.hooks.wall_clock(), UTC)
-        return APIResponse(
-            signed_url_from_response(response, call_id=call_id, received_at=received_at), response
-        )
-    retry_after = parse_retry_after(response.headers, transport.hooks.wall_clock())
-    raise status_error(response, secrets=(transport.options.api_key,), retry_after=retry_after)
+    """The wrapper's result from the generated model (a 2xx of any other shape is invalid)."""
+    from verbex_api.models.call_recording_signed_url_response import CallRecordingSignedUrlResponse
+
+    model = raw.parsed
+    if not isinstance(model, CallRecordingSignedUrlResponse):
+        raise invalid_reply(raw.http_response, f"expected a signed URL, got {type(model).__name__}")
+    received_at = datetime.fromtimestamp(hooks.wall_clock(), UTC)
+    signed = signed_url_from_response(model, raw.http_response, call_id=call_id, received_at=received_at)
+    return APIResponse(signed, raw.http_response)
 
 
 class Recordings:
@@ -76,9 +91,11 @@ class Recordings:
         return self._signed_url(call_id, expires_in_minutes).parsed
 
     def _signed_url(self, call_id: str, expires_in_minutes: int) -> APIResponse[SignedRecordingUrl]:
-        method, path, body = build_signed_url_request(call_id, expires_in_minutes)
-        transport = self._client._transport
-        return signed_url_result(transport.request(method, path, body), call_id, transport)
+        from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as op
+
+        body = signed_url_request(call_id, expires_in_minutes)
+        raw = self._client._call(op.sync_detailed, {"body": body})
+        return signed_url_result(raw, body.call_id, self._client._transport.hooks)
 
     def stream(
         self,
@@ -189,9 +206,11 @@ class AsyncRecordings:
         return (await self._signed_url(call_id, expires_in_minutes)).parsed
 
     async def _signed_url(self, call_id: str, expires_in_minutes: int) -> APIResponse[SignedRecordingUrl]:
-        method, path, body = build_signed_url_request(call_id, expires_in_minutes)
-        transport = self._client._transport
-        return signed_url_result(await transport.request(method, path, body), call_id, transport)
+        from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as op
+
+        body = signed_url_request(call_id, expires_in_minutes)
+        raw = await self._client._call(op.asyncio_detailed, {"body": body})
+        return signed_url_result(raw, body.call_id, self._client._transport.hooks)
 
     def stream(
         self,

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._exceptions import ClientClosedError, DownloadError
+from ._errors import closed_error
+from ._exceptions import DownloadError
 from ._network import NetworkSettings
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ class SyncStorage:
     def _pool(self, proxy: str | None) -> urllib3.PoolManager:
         with self._lock:
             if self.closed:
-                raise ClientClosedError("the client is closed")
+                raise closed_error()
             pool = self._pools.get(proxy)
             if pool is None:
                 import urllib3
@@ -226,7 +227,7 @@ class AsyncStorage:
 
     def _http(self) -> httpx.AsyncClient:
         if self.closed:
-            raise ClientClosedError("the client is closed")
+            raise closed_error()
         if self._client is None:  # created on first use: its TLS context costs ~50 ms
             network = self._network
             self._client = httpx.AsyncClient(
