@@ -43,8 +43,10 @@ generate: | $(READY)
 check-generated: | $(READY)
 	$(BIN)/python scripts/generate.py check
 
+# One transaction: validate, diff, generate and type-check in a staging folder, then swap in
+# openapi.json + generated/, bump the version and write CHANGELOG.md. SPEC: a path or a URL.
 update-spec: | $(READY) $(NODE_STAMP)
-	@test -n "$(SPEC)" || { echo "usage: make update-spec SPEC=path/to/openapi.json" >&2; exit 2; }
+	@test -n "$(SPEC)" || { echo "usage: make update-spec SPEC=path/to/openapi.json|URL" >&2; exit 2; }
 	VERBEX_OPTIC="$${VERBEX_OPTIC:-$(OPTIC)}" $(BIN)/python scripts/update_spec.py "$(SPEC)"
 
 lint: | $(READY)
