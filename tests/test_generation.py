@@ -1,4 +1,6 @@
-"""`make generate` is deterministic; `make check-generated` catches hand edits and stale specs."""
+"""`make generate` is deterministic; `make check-generated` catches hand edits and stale specs;
+`make regenerate` fetches a spec, updates, and pushes a review branch (end to end, 127.0.0.1 and a
+local bare git remote)."""
 
 from __future__ import annotations
 
@@ -159,3 +161,131 @@ def test_check_generated_fails_after_a_spec_edit_without_regeneration(repo_copy:
     # and regenerating repairs it
     assert make(repo_copy, "generate").returncode == 0
     assert make(repo_copy, "check-generated").returncode == 0
+
+
+# --- regeneration in CI: `make regenerate` against a spec served from 127.0.0.1 -------------
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import release  # noqa: E402
+import spec_tools  # noqa: E402
+
+GROWN = ROOT / "tests" / "fixtures" / "specs" / "grown.json"
+
+
+def git(repo: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def checkout_with_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A scratch git checkout of the repo (one commit on main) and a bare remote it pushed to."""
+    # No global or system git config: the job must cope without a configured identity.
+    (tmp_path / "gitconfig").write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    repo = copy_repo(tmp_path / "repo")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "--quiet", "--bare", str(remote))
+    git(repo, "init", "--quiet", "-b", "main")
+    git(repo, "add", "--all")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "seed")
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "--quiet", "origin", "main")
+    return repo, remote
+
+
+def test_regenerate_pushes_a_branch_with_the_changelog_entry_as_its_message(
+    checkout_with_remote: tuple[Path, Path], tmp_path: Path
+) -> None:
+    repo, remote = checkout_with_remote
+    site = tmp_path / "site" / "api-reference"
+    site.mkdir(parents=True)
+    shutil.copy2(GROWN, site / "openapi.json")
+    with serve_directory(tmp_path / "site") as base_url:
+        url = f"{base_url}/api-reference/openapi.json"
+        result = make(repo, "regenerate", f"SPEC_URL={url}", "REMOTE=origin")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        heads = git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
+        branches = sorted(heads.split())
+        assert len(branches) == 2 and branches[0] == "main", branches
+        branch = branches[1]
+        assert branch.startswith("regenerate/api-1.1.0-") and f"pushed {branch} to origin" in result.stdout
+
+        # the pushed commit: the new spec, the generated package, the version, the changelog
+        assert git(remote, "show", f"{branch}:openapi.json") == spec_tools.dumps_normalised(
+            json.loads(GROWN.read_text())
+        )
+        assert '__version__ = "0.2.0"' in git(remote, "show", f"{branch}:wrapper/verbex_client/_version.py")
+        files = set(git(remote, "diff", "--name-only", "main", branch).split())
+        assert {"openapi.json", "CHANGELOG.md", "wrapper/verbex_client/_version.py"} <= files
+        assert "generated/verbex_api/api/calls/list_calls_v1_calls_get.py" in files
+        assert all(
+            f in {"openapi.json", "CHANGELOG.md", "wrapper/verbex_client/_version.py"}
+            or f.startswith("generated/")
+            for f in files
+        )
+        entry = release.latest_entry(git(remote, "show", f"{branch}:CHANGELOG.md"))
+        assert entry.startswith("## 0.2.0 (") and "- GET /v1/calls/: operation added" in entry
+        assert git(remote, "log", "-1", "--format=%B", branch) == release.commit_message(entry) + "\n"
+        assert git(remote, "log", "-1", "--format=%an <%ae>", branch).strip() == (
+            "verbex-client regeneration <regenerate@verbex-client.invalid>"
+        )
+        assert git(remote, "rev-parse", f"{branch}~1") == git(
+            remote, "rev-parse", "main"
+        )  # one commit on main
+
+        # a rerun for the same spec finds the branch already pushed and does nothing
+        again = make(repo, "regenerate", f"SPEC_URL={url}", "REMOTE=origin")
+        assert again.returncode == 0, again.stderr
+        assert "already on origin: nothing to do" in again.stdout
+        assert (
+            sorted(git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads/").split())
+            == branches
+        )
+
+
+def test_regenerate_with_an_unchanged_spec_pushes_nothing(
+    checkout_with_remote: tuple[Path, Path], tmp_path: Path
+) -> None:
+    repo, remote = checkout_with_remote
+    (tmp_path / "site").mkdir()
+    shutil.copy2(repo / "openapi.json", tmp_path / "site" / "openapi.json")
+    with serve_directory(tmp_path / "site") as base_url:
+        result = make(repo, "regenerate", f"SPEC_URL={base_url}/openapi.json", "REMOTE=origin")
+    assert result.returncode == 0, result.stderr
+    assert "nothing to commit" in result.stdout
+    assert git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads/").split() == ["main"]
+    assert (
+        git(repo, "status", "--porcelain") == "" and git(repo, "branch", "--show-current").strip() == "main"
+    )
+
+
+def test_regenerate_reports_a_spec_url_it_cannot_fetch(
+    checkout_with_remote: tuple[Path, Path], tmp_path: Path
+) -> None:
+    repo, remote = checkout_with_remote
+    (tmp_path / "site").mkdir()
+    before = snapshot(repo)
+    with serve_directory(tmp_path / "site") as base_url:
+        result = make(repo, "regenerate", f"SPEC_URL={base_url}/missing.json", "REMOTE=origin")
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {base_url}/missing.json: cannot fetch the spec: HTTP 404 File not found"], (
+        result.stderr
+    )
+    assert snapshot(repo) == before
+    assert git(remote, "for-each-ref", "--format=%(refname:short)", "refs/heads/").split() == ["main"]
+
+
+def test_the_ci_workflow_runs_regeneration_on_a_schedule_and_on_demand() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "regenerate-client.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert triggers["schedule"][0]["cron"] and "workflow_dispatch" in triggers
+    steps = workflow["jobs"]["regenerate"]["steps"]
+    commands = [step.get("run", "") for step in steps]
+    assert any(c.startswith("make regenerate") for c in commands) and "make install node-tools" in commands
+    assert workflow["permissions"]["contents"] == "write"
