@@ -169,7 +169,34 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import release  # noqa: E402
 import spec_tools  # noqa: E402
 
-GROWN = ROOT / "tests" / "fixtures" / "specs" / "grown.json"
+HEALTH_OPERATION = {
+    "get": {
+        "tags": ["Health"],
+        "summary": "Health",
+        "operationId": "get_health_v1_health_get",
+        "responses": {
+            "200": {
+                "description": "Successful Response",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"status": {"type": "string"}},
+                            "required": ["status"],
+                        }
+                    }
+                },
+            }
+        },
+    }
+}
+
+
+def published_spec(repo: Path) -> dict[str, object]:
+    """What the docs site would publish next: the repo's own spec plus one new operation."""
+    spec = json.loads((repo / "openapi.json").read_text())
+    spec["paths"]["/v1/health"] = HEALTH_OPERATION
+    return spec
 
 
 def git(repo: Path, *args: str) -> str:
@@ -202,7 +229,10 @@ def test_regenerate_pushes_a_branch_with_the_changelog_entry_as_its_message(
     repo, remote = checkout_with_remote
     site = tmp_path / "site" / "api-reference"
     site.mkdir(parents=True)
-    shutil.copy2(GROWN, site / "openapi.json")
+    published = published_spec(repo)
+    (site / "openapi.json").write_text(json.dumps(published))
+    version = release.bumped(release.read_version(repo), "minor")
+    api_version = published["info"]["version"]  # type: ignore[index]
     with serve_directory(tmp_path / "site") as base_url:
         url = f"{base_url}/api-reference/openapi.json"
         result = make(repo, "regenerate", f"SPEC_URL={url}", "REMOTE=origin")
@@ -211,23 +241,24 @@ def test_regenerate_pushes_a_branch_with_the_changelog_entry_as_its_message(
         branches = sorted(heads.split())
         assert len(branches) == 2 and branches[0] == "main", branches
         branch = branches[1]
-        assert branch.startswith("regenerate/api-1.1.0-") and f"pushed {branch} to origin" in result.stdout
+        assert (
+            branch.startswith(f"regenerate/api-{api_version}-")
+            and f"pushed {branch} to origin" in result.stdout
+        )
 
         # the pushed commit: the new spec, the generated package, the version, the changelog
-        assert git(remote, "show", f"{branch}:openapi.json") == spec_tools.dumps_normalised(
-            json.loads(GROWN.read_text())
+        assert git(remote, "show", f"{branch}:openapi.json") == spec_tools.dumps_normalised(published)
+        assert f'__version__ = "{version}"' in git(
+            remote, "show", f"{branch}:wrapper/verbex_client/_version.py"
         )
-        assert '__version__ = "0.2.0"' in git(remote, "show", f"{branch}:wrapper/verbex_client/_version.py")
         files = set(git(remote, "diff", "--name-only", "main", branch).split())
-        assert {"openapi.json", "CHANGELOG.md", "wrapper/verbex_client/_version.py"} <= files
-        assert "generated/verbex_api/api/calls/list_calls_v1_calls_get.py" in files
-        assert all(
-            f in {"openapi.json", "CHANGELOG.md", "wrapper/verbex_client/_version.py"}
-            or f.startswith("generated/")
-            for f in files
+        release_files = {"openapi.json", "CHANGELOG.md", "wrapper/verbex_client/_version.py"}
+        assert (
+            release_files <= files and "generated/verbex_api/api/health/get_health_v1_health_get.py" in files
         )
+        assert all(f in release_files or f.startswith("generated/") for f in files), files
         entry = release.latest_entry(git(remote, "show", f"{branch}:CHANGELOG.md"))
-        assert entry.startswith("## 0.2.0 (") and "- GET /v1/calls/: operation added" in entry
+        assert entry.startswith(f"## {version} (") and "- GET /v1/health: operation added" in entry
         assert git(remote, "log", "-1", "--format=%B", branch) == release.commit_message(entry) + "\n"
         assert git(remote, "log", "-1", "--format=%an <%ae>", branch).strip() == (
             "verbex-client regeneration <regenerate@verbex-client.invalid>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -495,47 +496,56 @@ WRAPPER_TESTS = [
 ]
 
 
+def live_edited(repo: Path, change: Callable[[Spec], None]) -> Spec:
+    """The scratch copy's own openapi.json, edited: tests that update it work whatever it has become."""
+    spec = json.loads((repo / "openapi.json").read_text())
+    change(spec)
+    return spec
+
+
 def error_lines(result: Any) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
 @pytest.fixture(scope="module")
-def grown_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    """A scratch copy of the repo after `make update-spec SPEC=<the grown fixture>`."""
+def grown_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, str]:
+    """A scratch copy of the repo taken back to the seed's spec, then `make update-spec
+    SPEC=<the grown fixture>`: the first spec update a team makes, however far openapi.json has
+    moved since (the wrapper must still work with the grown fixture)."""
     from test_generation import copy_repo
 
     repo = copy_repo(tmp_path_factory.mktemp("grown") / "repo")
     (repo / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
+    shutil.copy2(SPECS / "seed.json", repo / "openapi.json")
+    assert make(repo, "generate").returncode == 0
+    before = release.read_version(repo)
     result = make(repo, "update-spec", f"SPEC={SPECS / 'grown.json'}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    return repo, result
+    return repo, result, before
 
 
 def test_update_spec_with_the_grown_spec_replaces_spec_package_version_and_changelog_together(
-    grown_repo: tuple[Path, Any],
+    grown_repo: tuple[Path, Any, str],
 ) -> None:
-    repo, result = grown_repo
+    repo, result, version_before = grown_repo
     assert (repo / "openapi.json").read_text() == spec_tools.dumps_normalised(fixture("grown.json"))
     assert (repo / "generated/verbex_api/api/calls/list_calls_v1_calls_get.py").exists()
     assert make(repo, "check-generated").returncode == 0
-    assert release.read_version(repo) == "0.2.0" and "0.1.0 -> 0.2.0 (minor)" in result.stdout
+    new = release.bumped(version_before, "minor")
+    assert release.read_version(repo) == new and f"{version_before} -> {new} (minor)" in result.stdout
     changelog = (repo / "CHANGELOG.md").read_text()
     entry = release.latest_entry(changelog)
-    assert entry.startswith("## 0.2.0 (") and entry.splitlines()[0].endswith("): Verbex Platform API 1.1.0")
-    assert (
-        "- GET /v1/calls/: operation added" in entry
-        and f"- {OP} 200: response field added: duration_seconds" in entry
-    )
-    assert (
-        "Breaking:" not in entry and "## 0.1.0 (" in changelog.split(entry)[1]
-    )  # the old entry stays, below
+    assert entry.startswith(f"## {new} (") and entry.splitlines()[0].endswith("): Verbex Platform API 1.1.0")
+    assert "- GET /v1/calls/: operation added" in entry
+    assert f"- {OP} 200: response field added: duration_seconds" in entry and "Breaking:" not in entry
+    assert "## 0.1.0 (" in changelog.split(entry)[1]  # older entries stay, below
     assert "Checks: 3/3 passed" in result.stdout  # Optic ran and agreed
 
 
 def test_after_the_grown_update_the_wrapper_type_checks_and_its_tests_pass(
-    grown_repo: tuple[Path, Any],
+    grown_repo: tuple[Path, Any, str],
 ) -> None:
-    repo, _ = grown_repo
+    repo, _, _ = grown_repo
     # The venv's editable install points at this checkout; put the scratch copy first.
     paths = os.pathsep.join([str(repo / "wrapper"), str(repo / "generated")])
     env = {**os.environ, "PYTHONPATH": paths, "MYPYPATH": paths}
@@ -575,8 +585,8 @@ def test_after_the_grown_update_the_wrapper_type_checks_and_its_tests_pass(
     assert " passed" in result.stdout and "failed" not in result.stdout
 
 
-def test_update_spec_refuses_the_breaking_spec_and_changes_nothing(grown_repo: tuple[Path, Any]) -> None:
-    repo, _ = grown_repo
+def test_update_spec_refuses_the_breaking_spec_and_changes_nothing(grown_repo: tuple[Path, Any, str]) -> None:
+    repo, _, _ = grown_repo
     before = snapshot(repo)
     result = make(repo, "update-spec", f"SPEC={SPECS / 'breaking.json'}")
     assert result.returncode != 0
@@ -588,8 +598,8 @@ def test_update_spec_refuses_the_breaking_spec_and_changes_nothing(grown_repo: t
     assert snapshot(repo) == before
 
 
-def test_allow_breaking_still_type_checks_and_names_what_broke(grown_repo: tuple[Path, Any]) -> None:
-    repo, _ = grown_repo
+def test_allow_breaking_still_type_checks_and_names_what_broke(grown_repo: tuple[Path, Any, str]) -> None:
+    repo, _, _ = grown_repo
     before = snapshot(repo)
     result = make(repo, "update-spec", f"SPEC={SPECS / 'breaking.json'}", ALLOW_BREAKING="1")
     assert result.returncode != 0
@@ -608,7 +618,8 @@ def required_expiry(s: Spec) -> None:
 
 def test_allow_breaking_accepts_a_break_the_wrapper_survives_as_a_major_release(repo_copy: Path) -> None:  # noqa: F811
     new_spec = repo_copy / "new.json"
-    new_spec.write_text(json.dumps(edited(required_expiry)))
+    new_spec.write_text(json.dumps(live_edited(repo_copy, required_expiry)))
+    version = release.read_version(repo_copy)
     before = snapshot(repo_copy)
     refused = make(repo_copy, "update-spec", f"SPEC={new_spec}")
     assert (
@@ -620,7 +631,7 @@ def test_allow_breaking_accepts_a_break_the_wrapper_survives_as_a_major_release(
 
     allowed = make(repo_copy, "update-spec", f"SPEC={new_spec}", ALLOW_BREAKING="1")
     assert allowed.returncode == 0, allowed.stderr
-    assert release.read_version(repo_copy) == "1.0.0"
+    assert release.read_version(repo_copy) == release.bumped(version, "major")
     entry = release.latest_entry((repo_copy / "CHANGELOG.md").read_text())
     assert "major release" in entry
     assert f"Breaking:\n- {OP}: request field newly required: expiration_url_in_minutes" in entry
@@ -632,7 +643,8 @@ def test_allow_breaking_accepts_a_break_the_wrapper_survives_as_a_major_release(
 def test_update_spec_accepts_a_compatible_yaml_change_normalised(repo_copy: Path) -> None:  # noqa: F811
     import yaml
 
-    spec = edited(lambda s: schemas(s)["CallRecordingRequest"]["properties"].update(note={"type": "string"}))
+    spec = live_edited(repo_copy, lambda s: request_props(s).update(note={"type": "string"}))
+    version = release.read_version(repo_copy)
     new_spec = repo_copy / "new.yaml"
     new_spec.write_text(yaml.safe_dump(spec, sort_keys=False))
     result = make(repo_copy, "update-spec", f"SPEC={new_spec}")
@@ -640,19 +652,20 @@ def test_update_spec_accepts_a_compatible_yaml_change_normalised(repo_copy: Path
     assert f"ok        {OP}: request field added: note" in result.stdout
     assert (repo_copy / "openapi.json").read_text() == json.dumps(spec, indent=2) + "\n"
     assert "note" in (repo_copy / "generated/verbex_api/models/call_recording_request.py").read_text()
-    assert release.read_version(repo_copy) == "0.2.0"
+    assert release.read_version(repo_copy) == release.bumped(version, "minor")
 
 
 def test_a_documentation_only_update_is_a_patch_release(repo_copy: Path) -> None:  # noqa: F811
     def change(s: Spec) -> None:
-        s["info"]["version"] = "1.0.1"
-        schemas(s)["CallRecordingRequest"]["properties"]["call_id"]["description"] = "The call's id"
+        s["info"]["version"] += ".1"
+        request_props(s)["call_id"]["description"] = "The call's id, documented anew"
 
     new_spec = repo_copy / "new.json"
-    new_spec.write_text(json.dumps(edited(change)))
+    new_spec.write_text(json.dumps(live_edited(repo_copy, change)))
+    version = release.read_version(repo_copy)
     result = make(repo_copy, "update-spec", f"SPEC={new_spec}")
     assert result.returncode == 0, result.stderr
-    assert release.read_version(repo_copy) == "0.1.1"
+    assert release.read_version(repo_copy) == release.bumped(version, "patch")
     entry = release.latest_entry((repo_copy / "CHANGELOG.md").read_text())
     assert "patch release: documentation only" in entry and "Documentation:\n- #/components/schemas/" in entry
 
@@ -673,7 +686,7 @@ def test_a_spec_the_generator_rejects_changes_nothing(repo_copy: Path) -> None: 
         }
 
     new_spec = repo_copy / "new.json"
-    new_spec.write_text(json.dumps(edited(change)))
+    new_spec.write_text(json.dumps(live_edited(repo_copy, change)))
     before = snapshot(repo_copy)
     result = make(repo_copy, "update-spec", f"SPEC={new_spec}")
     assert result.returncode != 0
