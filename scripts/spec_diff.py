@@ -373,7 +373,7 @@ def _compare_security(
     return changes
 
 
-def _compare_names(path: str, o: dict[str, Any], n: dict[str, Any], op: str) -> list[Change]:
+def _compare_names(o: dict[str, Any], n: dict[str, Any], op: str) -> list[Change]:
     """operationId and first tag name the generated module: a rename is an ImportError."""
     changes = []
     old_tag = (o.get("tags") or ["default"])[0]
@@ -429,7 +429,7 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
                 changes.append(
                     Change(True, op, f"path parameter renamed {{{a}}} -> {{{b}}} (was {old_path})")
                 )
-        changes += _compare_names(new_path, o, n, op)
+        changes += _compare_names(o, n, op)
         changes += _compare_security(o, n, old, new, op)
         changes += _compare_params(
             [*o_shared, *o.get("parameters", [])],
