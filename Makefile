@@ -12,7 +12,7 @@ OPTIC := $(CURDIR)/node_modules/.bin/optic
 export OPTIC_TELEMETRY_LEVEL := off
 export NO_UPDATE_NOTIFIER := 1
 
-.PHONY: install node-tools generate check-generated update-spec lint typecheck test pytest bench demo reliability clean
+.PHONY: install node-tools generate check-generated update-spec regenerate lint typecheck test pytest bench demo reliability clean
 
 # Targets other than install/test only need *a* venv: they don't reinstall
 # when pyproject.toml is newer (tests run them in scratch copies of the repo).
@@ -43,9 +43,18 @@ generate: | $(READY)
 check-generated: | $(READY)
 	$(BIN)/python scripts/generate.py check
 
+# One transaction: validate, diff, generate and type-check in a staging folder, then swap in
+# openapi.json + generated/, bump the version and write CHANGELOG.md. SPEC: a path or a URL.
 update-spec: | $(READY) $(NODE_STAMP)
-	@test -n "$(SPEC)" || { echo "usage: make update-spec SPEC=path/to/openapi.json" >&2; exit 2; }
+	@test -n "$(SPEC)" || { echo "usage: make update-spec SPEC=path/to/openapi.json|URL" >&2; exit 2; }
 	VERBEX_OPTIC="$${VERBEX_OPTIC:-$(OPTIC)}" $(BIN)/python scripts/update_spec.py "$(SPEC)"
+
+# CI's regeneration job: fetch SPEC_URL, update-spec, and on change commit on a new branch
+# and push it to REMOTE for review.
+SPEC_URL ?= https://docs.verbex.ai/api-reference/openapi.json
+REMOTE ?= origin
+regenerate: | $(READY) $(NODE_STAMP)
+	VERBEX_OPTIC="$${VERBEX_OPTIC:-$(OPTIC)}" $(BIN)/python scripts/regenerate.py --spec-url "$(SPEC_URL)" --remote "$(REMOTE)"
 
 lint: | $(READY)
 	$(BIN)/ruff check wrapper tests scripts benchmarks

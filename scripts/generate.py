@@ -19,8 +19,12 @@ PACKAGE = "verbex_api"
 TARGET = ROOT / "generated" / PACKAGE
 
 
-def build_into(out_dir: Path) -> Path:
-    """Run the pinned generator into out_dir and return the package folder."""
+class GeneratorError(Exception):
+    """openapi-python-client refused the spec or warned about it (first line of its complaint)."""
+
+
+def build_into(out_dir: Path, spec: Path = ROOT / "openapi.json") -> Path:
+    """Run the pinned generator on spec into out_dir and return the package folder."""
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     package_dir = out_dir / PACKAGE
@@ -28,7 +32,7 @@ def build_into(out_dir: Path) -> Path:
         str(bin_dir / "openapi-python-client"),
         "generate",
         "--path",
-        str(ROOT / "openapi.json"),
+        str(spec),
         "--config",
         str(ROOT / "generator-config.yaml"),
         "--meta",
@@ -39,11 +43,19 @@ def build_into(out_dir: Path) -> Path:
     ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=out_dir)
     if result.returncode != 0:
-        sys.stderr.write(result.stdout + result.stderr)
-        raise SystemExit(f"openapi-python-client failed (exit {result.returncode})")
+        raise GeneratorError(_complaint(result.stdout + result.stderr) or f"exit {result.returncode}")
     # --meta none writes no marker; the package is fully annotated, so ship one.
     (package_dir / "py.typed").write_text("")
     return package_dir
+
+
+def _complaint(output: str) -> str:
+    """The generator's report squeezed to one line: its "Unable to ..." findings, not the
+    banner, the dump of the offending schema or the link to its issue tracker."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    findings = [line for line in lines if line.startswith(("Unable to", "Error", "error"))]
+    text = "; ".join(findings or lines[-1:])
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def _files(tree: Path) -> dict[str, bytes]:
@@ -69,7 +81,11 @@ def main(argv: list[str]) -> int:
         print("usage: generate.py generate|check", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="verbex-gen-") as tmp:
-        fresh = build_into(Path(tmp))
+        try:
+            fresh = build_into(Path(tmp))
+        except GeneratorError as exc:
+            print(f"error: openapi-python-client rejected openapi.json: {exc}", file=sys.stderr)
+            return 1
         if mode == "generate":
             if TARGET.exists():
                 shutil.rmtree(TARGET)

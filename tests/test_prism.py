@@ -75,7 +75,9 @@ def test_prism_would_flag_a_bad_request(static_mock: str) -> None:
     import httpx
 
     response = httpx.post(
-        static_mock + "/v1/call-recording/signed-url", json={"expiration_url_in_minutes": 5}
+        static_mock + "/v1/call-recording/signed-url",
+        json={"expiration_url_in_minutes": 5},
+        headers={"Authorization": f"Bearer {KEY}"},  # the API needs it, whether the spec says so or not
     )
     assert response.status_code == 422 and "sl-violations" in response.headers
 
@@ -112,3 +114,20 @@ def test_prism_proxy_validates_every_sandbox_response(verbex_sandbox: Sandbox) -
         with pytest.raises(vc.InternalServerError) as drift:
             client.recordings.signed_url("c1")
         assert "expires_at" in json.dumps(drift.value.body)
+
+
+def test_prism_holds_requests_to_the_security_the_spec_declares() -> None:
+    """With a global bearer scheme (as the grown fixture declares), Prism turns away a request
+    without the key and serves one with it, our client's included."""
+    import httpx
+
+    grown = str(ROOT / "tests" / "fixtures" / "specs" / "grown.json")
+    with prism("mock", grown) as url:
+        bare = httpx.post(url + "/v1/call-recording/signed-url", json={"call_id": "c"})
+        assert bare.status_code == 401
+        keyed = httpx.get(url + "/v1/calls/", headers={"Authorization": f"Bearer {KEY}"})
+        assert keyed.status_code == 200 and "sl-violations" not in keyed.headers
+        with vc.Verbex(api_key=KEY, base_url=url) as client:
+            raw = client.recordings.with_raw_response.signed_url("call_123")
+    no_violations(raw)
+    assert raw.parsed.file_name == EXAMPLE["file_name"]

@@ -26,9 +26,9 @@ CALL_IDS = ("call_123", "call_456", "call_1", "call_2")
 
 NOT_RUN = {
     "make test": "it is the command running this test",
-    'pip install "verbex-client @ git+https://git.example.internal/platform/verbex-client@v0.1.0"': "needs the team's git host; installing the built wheel is proven by test_packaging",
-    "pip install verbex_client-0.1.0-py3-none-any.whl": "proven by test_packaging (fresh venv)",
-    "make update-spec SPEC=path/to/new-openapi.json": "run on fixture specs by test_spec_diff",
+    "python -m build --wheel": "proven by test_packaging (it builds the wheel the same way)",
+    "pip install dist/verbex_client-*.whl": "proven by test_packaging (fresh venv)",
+    "make update-spec SPEC=path/to/new-openapi.json": "run on fixture specs by test_spec_diff and test_spec",
 }
 
 
