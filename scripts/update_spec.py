@@ -2,7 +2,8 @@
 
 Validate, diff (ours and Optic's), refuse breaking changes unless ALLOW_BREAKING=1,
 generate into a staging folder, type-check the wrapper (mypy --strict) against the
-staged package, and only then replace openapi.json and generated/ together, bump
+staged package (and, for an accepted breaking change, run the wrapper's API tests
+against it), and only then replace openapi.json and generated/ together, bump
 the version by semver and write the CHANGELOG.md entry. Any failure before the swap
 leaves every file as it was.
 """
@@ -113,6 +114,31 @@ def type_errors(root: Path, generated_root: Path, tmp: Path) -> list[str]:
     return lines or [(result.stdout + result.stderr).strip().splitlines()[-1]]
 
 
+# With ALLOW_BREAKING=1, these run against the staged package before anything is swapped
+# in: the wrapper's tests of the API path, each a real request to the sandbox (~10 s).
+BREAKING_RELEASE_TESTS = ("tests/test_signed_url.py", "tests/test_errors.py")
+
+
+def test_failures(root: Path, generated_root: Path) -> list[str]:
+    """The wrapper's own tests against the staged package: the ids of those that fail."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(generated_root), str(root / "wrapper")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--tb=no", "-p", "no:cacheprovider", *BREAKING_RELEASE_TESTS],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode == 0:
+        return []
+    failed = [
+        line.split(" ", 1)[1].split(" - ", 1)[0]
+        for line in done.stdout.splitlines()
+        if line.startswith("FAILED ")
+    ]
+    return failed or [done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "pytest failed"]
+
+
 def _swap_in(root: Path, staged_package: Path, texts: dict[Path, str], tmp: Path) -> None:
     """Replace generated/verbex_api and the given files; put everything back if a step fails."""
     target = root / "generated" / generate.PACKAGE
@@ -204,6 +230,16 @@ def run(
                 f"the wrapper does not type-check against the new generated package{cause} "
                 f"({len(errors)} mypy error(s), listed above; first: {errors[0]}); fix wrapper/ first"
             )
+        if breaking:  # accepted with ALLOW_BREAKING=1: the tests must still pass
+            failures = test_failures(root, package.parent)
+            if failures:
+                for test in failures[:MAX_LISTED_TYPE_ERRORS]:
+                    print(f"  FAILED {test}", file=sys.stderr)
+                broke = "; ".join(f"{c.where}: {c.what}" for c in breaking[:3])
+                raise UpdateError(
+                    f"{len(failures)} wrapper test(s) fail against the new generated package after the "
+                    f"breaking change(s) {broke} (first: {failures[0]}); fix wrapper/ first"
+                )
         old_version = release.read_version(root)
         version = release.bumped(old_version, level)
         entry = release.entry(version, level, changes, current, new)

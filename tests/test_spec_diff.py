@@ -724,3 +724,21 @@ def test_optic_checks_a_major_version_bump_only_with_our_standard(tmp_path: Path
         env={**os.environ, "OPTIC_TELEMETRY_LEVEL": "off", "NO_UPDATE_NOTIFIER": "1"},
     )
     assert default.returncode == 0 and "cannot remove response property" not in default.stdout
+
+
+def moved_path(s: Spec) -> None:
+    """The operation moves (same operationId, so the same module: mypy cannot see it)."""
+    s["paths"]["/v2/call-recording/signed-url"] = s["paths"].pop("/v1/call-recording/signed-url")
+
+
+def test_allow_breaking_runs_the_wrapper_tests_and_names_the_failing_ones(repo_copy: Path) -> None:  # noqa: F811
+    new_spec = repo_copy / "new.json"
+    new_spec.write_text(json.dumps(live_edited(repo_copy, moved_path)))
+    before = snapshot(repo_copy)
+    result = make(repo_copy, "update-spec", f"SPEC={new_spec}", ALLOW_BREAKING="1")
+    assert result.returncode != 0
+    [error] = error_lines(result)
+    assert "wrapper test(s) fail against the new generated package after the breaking change(s)" in error
+    assert "(first: tests/test_" in error and error.endswith("fix wrapper/ first; nothing changed")
+    assert any(line.startswith("  FAILED tests/test_signed_url.py::") for line in result.stderr.splitlines())
+    assert snapshot(repo_copy) == before
