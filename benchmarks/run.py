@@ -33,10 +33,13 @@ from _env import (
     BulkStorage,
     Dataset,
     Nginx,
+    Tls,
     clean_venv,
+    find_nginx,
     free_port,
     make_bulk_objects,
     make_object,
+    make_tls,
     venv,
 )
 
@@ -47,7 +50,7 @@ DOWNLOADERS = {
     "verbex_client fsync=False": "verbex-nofsync",
     "raw httpx iter_raw": "httpx",
 }
-SECTIONS = ("calls", "imports", "downloads", "profile", "bulk")
+SECTIONS = ("calls", "imports", "downloads", "https", "write-size", "profile", "bulk", "https-bulk")
 WORKER = str(Path(__file__).resolve().parent / "worker.py")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -67,6 +70,7 @@ class Sizes:
     bulk_concurrency: tuple[int, ...] = (1, 4, 16, 64)
     bulk_rounds: int = 5
     profile_calls: int = 3000
+    ab_rounds: int = 5
 
 
 SMOKE = Sizes(
@@ -75,7 +79,7 @@ SMOKE = Sizes(
     async_calls=40,
     async_tasks=(1, 10),
     import_runs=2,
-    downloads=(1 << 20,),
+    downloads=(1 << 20, 2 << 20),
     download_rounds=1,
     bulk_count=8,
     bulk_size=64 << 10,
@@ -83,6 +87,7 @@ SMOKE = Sizes(
     bulk_concurrency=(1, 4),
     bulk_rounds=1,
     profile_calls=50,
+    ab_rounds=1,
 )
 
 
@@ -94,14 +99,19 @@ class Figure:
     def median(self) -> float:
         return statistics.median(self.values)
 
+    def spread(self, fmt: str = ".2f") -> str:
+        return f"({min(self.values):{fmt}}-{max(self.values):{fmt}})"
+
     def span(self, scale: float = 1.0, fmt: str = ".3f") -> str:
         return (
             f"{self.median * scale:{fmt}} ({min(self.values) * scale:{fmt}}-{max(self.values) * scale:{fmt}})"
         )
 
 
-def worker(python: Path, *args: object) -> dict[str, float]:
-    out = subprocess.run([str(python), WORKER, *map(str, args)], capture_output=True, text=True, timeout=900)
+def worker(python: Path, *args: object, env: dict[str, str] | None = None) -> dict[str, float]:
+    out = subprocess.run(
+        [str(python), WORKER, *map(str, args)], capture_output=True, text=True, timeout=900, env=env
+    )
     if out.returncode != 0:
         raise SystemExit(f"benchmark worker {args} failed:\n{out.stderr[-3000:]}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -140,21 +150,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    def want(section: str) -> bool:
-        return args.only is None or section in args.only
+    def want(*sections: str) -> bool:
+        return args.only is None or any(section in args.only for section in sections)
 
     sizes = SMOKE if args.smoke else Sizes()
     work = ROOT / ".build" / ("bench-smoke" if args.smoke else "bench")
     work.mkdir(parents=True, exist_ok=True)
     (work / "nginx-body").mkdir(exist_ok=True)
-    print("preparing venvs (ours: the wheel alone; peers: openai, retell-sdk, requests)...", flush=True)
+    find_nginx(install=not args.smoke)  # the smoke test (in `make test`) installs nothing
+    print(
+        "preparing venvs (ours: the wheel alone; peers: openai, retell-sdk, requests, google-cloud-storage)...",
+        flush=True,
+    )
     ours = clean_venv(work)
     peers = venv(work / "venv-peers", PEERS)
 
     data_dir = work / "www"
     data_dir.mkdir(exist_ok=True)
     datasets = [Dataset("call", 0, free_port(), data_dir / "tiny.ogg")]
-    for size in sizes.downloads if want("downloads") else ():
+    tls = make_tls(work / "tls")
+    for size in sizes.downloads if want("downloads", "https", "write-size") else ():
         datasets.append(
             Dataset(f"{size >> 20} MiB", size, free_port(), data_dir / f"object-{size >> 20}MiB.ogg")
         )
@@ -163,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
 
     lines: list[str] = []
     summary: list[tuple[str, str, str, str, str, str]] = []
-    with Nginx(work, datasets) if args.only != ["bulk"] else contextlib.nullcontext():
+    nginx = Nginx(work, datasets, tls=tls)
+    with (
+        nginx
+        if want("calls", "imports", "downloads", "https", "write-size", "profile")
+        else contextlib.nullcontext()
+    ):
         api = f"http://127.0.0.1:{datasets[0].port}"
         if want("calls"):
             print("per-call cost...", flush=True)
@@ -259,90 +279,15 @@ def main(argv: list[str] | None = None) -> int:
 
         if want("downloads"):
             print("downloads...", flush=True)
-            lines += [
-                "",
-                "## Download to disk from nginx (sendfile on)",
-                "",
-                "| size | client | seconds, median (min-max) | GB/s | ratio to curl (time) | peak RSS MiB |",
-                "|---|---|---|---|---|---|",
-            ]
-            for d in datasets[1:]:
-                url = f"http://127.0.0.1:{d.port}"
-                target = work / "downloaded.ogg"
-                rss: dict[str, list[float]] = {name: [] for name in DOWNLOADERS}
+            lines += ["", *_downloads(ours, peers, work, datasets[1:], sizes, summary, None)]
 
-                def run_worker(
-                    name: str,
-                    url: str = url,
-                    target: Path = target,
-                    rss: dict[str, list[float]] = rss,
-                ) -> float:
-                    result = worker(ours, "download", DOWNLOADERS[name], url, target)
-                    rss[name].append(result["maxrss_kib"] / 1024)
-                    target.unlink(missing_ok=True)
-                    return result["seconds"]
+        if want("https"):
+            print("downloads over HTTPS...", flush=True)
+            lines += ["", *_downloads(ours, peers, work, datasets[1:], sizes, summary, tls)]
 
-                def run_curl(fsync: bool, url: str = url, target: Path = target) -> float:
-                    signed = json.loads(
-                        subprocess.run(
-                            ["curl", "-s", "-X", "POST", url + "/v1/call-recording/signed-url"],
-                            check=True,
-                            capture_output=True,
-                            text=True,
-                        ).stdout
-                    )["signed_url"]
-                    seconds = wall(["curl", "-s", "-o", str(target), signed])
-                    if fsync:  # coreutils `sync FILE` fsyncs just that file
-                        seconds += wall(["sync", str(target)])
-                    target.unlink(missing_ok=True)
-                    return seconds
-
-                contenders: dict[str, Callable[[], float]] = {
-                    "curl -o": lambda: run_curl(False),
-                    "curl -o, then sync FILE": lambda: run_curl(True),
-                }
-                contenders.update({name: (lambda name=name: run_worker(name)) for name in DOWNLOADERS})
-                figs = interleaved(sizes.download_rounds, contenders)
-                for name, fig in figs.items():
-                    peak = f"{statistics.median(rss[name]):.0f}" if name in rss else "-"
-                    gbps = d.size / fig.median / 1e9
-                    lines.append(
-                        f"| {d.name} | {name} | {fig.span(1, '.2f')} | {gbps:.2f} | "
-                        f"{ratio(fig, figs['curl -o']).span(1, '.2f')} | {peak} |"
-                    )
-                httpx_speed = ratio(figs["curl -o"], figs["raw httpx iter_raw"]).median
-                for ours_name, curl_name, label, target_text in (
-                    ("verbex_client fsync=False", "curl -o", "`fsync=False` vs curl -o", ">= 1.00"),
-                    (
-                        "verbex_client (default)",
-                        "curl -o, then sync FILE",
-                        "default (fsync) vs curl -o + sync",
-                        ">= 1.00",
-                    ),
-                    ("verbex_client (default)", "curl -o", "default (fsync) vs curl -o", "(reported)"),
-                ):
-                    speed = ratio(figs[curl_name], figs[ours_name])  # >1 means faster than curl
-                    summary.append(
-                        (
-                            f"download {d.name}, {label}",
-                            f"{speed.median:.2f}x",
-                            f"raw httpx {httpx_speed:.2f}x" if curl_name == "curl -o" else "-",
-                            f"{speed.median:.2f}",
-                            target_text,
-                            _met(speed.median >= 1.0) if target_text != "(reported)" else "-",
-                        )
-                    )
-                peak_rss = statistics.median(rss["verbex_client (default)"])
-                summary.append(
-                    (
-                        f"download {d.name}, peak RSS",
-                        f"{peak_rss:.0f} MiB",
-                        "-",
-                        "-",
-                        "<= 64 MiB",
-                        _met(peak_rss <= 64),
-                    )
-                )
+        if want("write-size"):
+            print("write size A/B over HTTPS...", flush=True)
+            lines += ["", *_write_sizes(ours, work, datasets[-1], sizes, summary, tls)]
 
         if want("profile"):
             print("overhead budget...", flush=True)
@@ -351,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     if want("bulk"):
         print("bulk...", flush=True)
         lines += ["", *_bulk(ours, work, sizes, summary)]
+
+    if want("https-bulk"):
+        print("bulk over HTTPS...", flush=True)
+        lines += ["", *_bulk_https(ours, peers, work, sizes, summary, tls)]
 
     header = [
         "# Benchmark results",
@@ -466,7 +415,9 @@ def _versions(ours: Path, peers: Path) -> str:
         [str(ours), "-c", code, "verbex-client", "httpx", "attrs"], capture_output=True, text=True
     )
     b = subprocess.run(
-        [str(peers), "-c", code, "openai", "retell-sdk", "requests", "httpx"], capture_output=True, text=True
+        [str(peers), "-c", code, "openai", "retell-sdk", "requests", "httpx", "google-cloud-storage"],
+        capture_output=True,
+        text=True,
     )
     nginx = (
         subprocess.run(["nginx", "-v"], capture_output=True, text=True)
@@ -616,6 +567,21 @@ def _server_cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _start_helper(ours: Path, port: int, storage_url: str, latency: float) -> subprocess.Popen[str]:
+    """The bulk runs' API and delaying helper (worker.py `serve`), once it says it is ready."""
+    proc = subprocess.Popen(
+        [str(ours), WORKER, "serve", str(port), storage_url, str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        proc.wait(timeout=10)
+        raise SystemExit("the bulk helper did not start")
+    return proc
+
+
 def _bulk(ours: Path, work: Path, sizes: Sizes, summary: list[tuple[str, ...]]) -> list[str]:
     """download_many against nginx, each storage reply held back `bulk_latency` by auth_request."""
     helper_port = free_port()
@@ -628,15 +594,7 @@ def _bulk(ours: Path, work: Path, sizes: Sizes, summary: list[tuple[str, ...]]) 
     storage_url = f"http://127.0.0.1:{storage.port}"
 
     def helper(latency: float) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [str(ours), WORKER, "serve", str(helper_port), storage_url, str(latency)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise SystemExit("the bulk helper did not start")
-        return proc
+        return _start_helper(ours, helper_port, storage_url, latency)
 
     api = f"http://127.0.0.1:{helper_port}"
     dest = work / "bulk"
@@ -729,6 +687,296 @@ def _bulk(ours: Path, work: Path, sizes: Sizes, summary: list[tuple[str, ...]]) 
                 f"{speedup:.1f}",
                 ">= 10",
                 _met(speedup >= 10),
+            )
+        )
+    return lines
+
+
+GCS = "google-cloud-storage Blob.download_to_filename"
+
+
+def _downloads(
+    ours: Path,
+    peers: Path,
+    work: Path,
+    datasets: list[Dataset],
+    sizes: Sizes,
+    summary: list[tuple[str, ...]],
+    tls: Tls | None,
+) -> list[str]:
+    """Each object downloaded to disk in interleaved rounds: curl, our client, and raw httpx
+    (plain http) or google-cloud-storage (HTTPS, `tls` given), from the same nginx."""
+    env = tls.client_env() if tls is not None else None
+    cacert = ["--cacert", str(tls.ca)] if tls is not None else []
+    downloaders = {
+        "verbex_client (default)": (ours, "verbex"),
+        "verbex_client fsync=False": (ours, "verbex-nofsync"),
+    }
+    downloaders.update({GCS: (peers, "gcs")} if tls is not None else {"raw httpx iter_raw": (ours, "httpx")})
+    prefix = "HTTPS download" if tls is not None else "download"
+    if tls is None:
+        lines = ["## Download to disk from nginx (sendfile on)", ""]
+    else:
+        lines = [
+            "## Download to disk over HTTPS (nginx, TLS 1.3, a trustme certificate for 127.0.0.1)",
+            "",
+            "Every client verifies the server against the benchmark's CA: curl with `--cacert`, ours",
+            "through `SSL_CERT_FILE`, google-cloud-storage (anonymous, `api_endpoint` = this nginx,",
+            "GETting `/download/storage/v1/b/bench/o/<object>?alt=media`, the same file) through",
+            "`REQUESTS_CA_BUNDLE`. Ours and google-cloud-storage verify crc32c from `x-goog-hash`.",
+            "",
+        ]
+    lines += [
+        "| size | client | seconds, median (min-max) | GB/s | ratio to curl (time) | peak RSS MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    peaks: list[float] = []
+    target = work / "downloaded.ogg"
+    for d in datasets:
+        url = f"https://127.0.0.1:{d.tls_port}" if tls is not None else f"http://127.0.0.1:{d.port}"
+        rss: dict[str, list[float]] = {name: [] for name in downloaders}
+
+        def run_worker(name: str, url: str = url, d: Dataset = d, rss: dict[str, list[float]] = rss) -> float:
+            python, contender = downloaders[name]
+            result = worker(python, "download", contender, url, target, d.path.name, env=env)
+            rss[name].append(result["maxrss_kib"] / 1024)
+            target.unlink(missing_ok=True)
+            return result["seconds"]
+
+        def run_curl(fsync: bool, url: str = url) -> float:
+            signed = json.loads(
+                subprocess.run(
+                    ["curl", "-s", *cacert, "-X", "POST", url + "/v1/call-recording/signed-url"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+            )["signed_url"]
+            seconds = wall(["curl", "-s", *cacert, "-o", str(target), signed])
+            if fsync:  # coreutils `sync FILE` fsyncs just that file
+                seconds += wall(["sync", str(target)])
+            target.unlink(missing_ok=True)
+            return seconds
+
+        contenders: dict[str, Callable[[], float]] = {
+            "curl -o": lambda: run_curl(False),
+            "curl -o, then sync FILE": lambda: run_curl(True),
+        }
+        contenders.update({name: (lambda name=name: run_worker(name)) for name in downloaders})
+        figs = interleaved(sizes.download_rounds, contenders)
+        for name, fig in figs.items():
+            peak = f"{statistics.median(rss[name]):.0f}" if name in rss else "-"
+            gbps = d.size / fig.median / 1e9
+            lines.append(
+                f"| {d.name} | {name} | {fig.span(1, '.2f')} | {gbps:.2f} | "
+                f"{ratio(fig, figs['curl -o']).span(1, '.2f')} | {peak} |"
+            )
+        peer = GCS if tls is not None else "raw httpx iter_raw"
+        peer_label = "google-cloud-storage" if tls is not None else "raw httpx"
+        peer_speed = ratio(figs["curl -o"], figs[peer]).median
+        rows = [
+            ("verbex_client fsync=False", "curl -o", "`fsync=False` vs curl -o", 1.0),
+            ("verbex_client (default)", "curl -o, then sync FILE", "default (fsync) vs curl -o + sync", 1.0),
+            ("verbex_client (default)", "curl -o", "default (fsync) vs curl -o", None),
+        ]
+        if tls is not None:  # google-cloud-storage does not fsync: like for like is fsync=False
+            rows += [
+                ("verbex_client fsync=False", GCS, "`fsync=False` vs google-cloud-storage", 2.0),
+                ("verbex_client (default)", GCS, "default (fsync) vs google-cloud-storage", None),
+            ]
+        for ours_name, other, label, target_speed in rows:
+            speed = ratio(figs[other], figs[ours_name])  # >1 means ours is faster
+            summary.append(
+                (
+                    f"{prefix} {d.name}, {label}",
+                    f"{speed.median:.2f}x {speed.spread()}",
+                    f"{peer_label} {peer_speed:.2f}x" if other == "curl -o" else "-",
+                    f"{speed.median:.2f}",
+                    f">= {target_speed:.2f}" if target_speed else "(reported)",
+                    _met(speed.median >= target_speed) if target_speed else "-",
+                )
+            )
+        peak_rss = statistics.median(rss["verbex_client (default)"])
+        peaks.append(peak_rss)
+        summary.append(
+            (
+                f"{prefix} {d.name}, peak RSS",
+                f"{peak_rss:.0f} MiB",
+                "-",
+                "-",
+                "<= 64 MiB",
+                _met(peak_rss <= 64),
+            )
+        )
+    if tls is not None and len(peaks) > 1:
+        growth = peaks[-1] - peaks[0]
+        summary.append(
+            (
+                f"HTTPS peak RSS, {datasets[-1].name} minus {datasets[0].name}",
+                f"{growth:+.1f} MiB",
+                "-",
+                "-",
+                "flat (<= +8 MiB)",
+                _met(growth <= 8),
+            )
+        )
+    return lines
+
+
+# The write size A/B: (_files.WRITE_SLICE, _storage.CHUNK_SIZE) pairs.
+WRITE_SIZES = [(w, c) for c in (256 << 10, 1 << 20) for w in (64 << 10, 256 << 10, 1 << 20)]
+
+
+def _write_sizes(
+    ours: Path, work: Path, d: Dataset, sizes: Sizes, summary: list[tuple[str, ...]], tls: Tls
+) -> list[str]:
+    """Our HTTPS download (`fsync=False`) with each write slice and read size, interleaved."""
+    current = tuple(
+        int(v)
+        for v in subprocess.run(
+            [
+                str(ours),
+                "-c",
+                "from verbex_client import _files, _storage; print(_files.WRITE_SLICE, _storage.CHUNK_SIZE)",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+    )
+    url = f"https://127.0.0.1:{d.tls_port}"
+    target = work / "downloaded.ogg"
+    rss: dict[tuple[int, int], list[float]] = {pair: [] for pair in WRITE_SIZES}
+
+    def run(pair: tuple[int, int]) -> float:
+        result = worker(ours, "download", f"verbex-ab-{pair[0]}-{pair[1]}", url, target, env=tls.client_env())
+        rss[pair].append(result["maxrss_kib"] / 1024)
+        target.unlink(missing_ok=True)
+        return result["seconds"]
+
+    figs = interleaved(sizes.ab_rounds, {pair: (lambda pair=pair: run(pair)) for pair in WRITE_SIZES})
+    base = figs[current] if current in figs else figs[WRITE_SIZES[1]]
+    lines = [
+        f"## Write size A/B: {d.name} over HTTPS, `fsync=False`",
+        "",
+        "`_files.WRITE_SLICE` (bytes per `pwrite`) and `_storage.CHUNK_SIZE` (bytes per urllib3",
+        f"`read()`), set in the worker process; the shipped values are {current[0] >> 10} KiB /",
+        f"{current[1] >> 10} KiB. {sizes.ab_rounds} interleaved rounds.",
+        "",
+        "| write slice | read size | seconds, median (min-max) | ratio to shipped (time) | peak RSS MiB |",
+        "|---|---|---|---|---|",
+    ]
+    for pair, fig in figs.items():
+        lines.append(
+            f"| {pair[0] >> 10} KiB | {pair[1] >> 10} KiB | {fig.span(1, '.2f')} | "
+            f"{ratio(fig, base).span(1, '.2f')} | {statistics.median(rss[pair]):.0f} |"
+        )
+    best = min(figs, key=lambda pair: ratio(figs[pair], base).median)
+    speed = ratio(base, figs[best])
+    summary.append(
+        (
+            f"write size A/B, best {best[0] >> 10}/{best[1] >> 10} KiB vs shipped "
+            f"{current[0] >> 10}/{current[1] >> 10} KiB",
+            f"{speed.median:.2f}x {speed.spread()}",
+            "-",
+            f"{speed.median:.2f}",
+            "(reported)",
+            "-",
+        )
+    )
+    return lines
+
+
+def _bulk_https(
+    ours: Path, peers: Path, work: Path, sizes: Sizes, summary: list[tuple[str, ...]], tls: Tls
+) -> list[str]:
+    """download_many over HTTPS at 16 and 1, and google-cloud-storage's transfer_manager at 16,
+    against one nginx whose replies `auth_request` holds back `bulk_latency`."""
+    directory = work / "www" / "bulk"
+    helper_port = free_port()
+    storage = BulkStorage(
+        free_port(),
+        helper_port,
+        directory,
+        make_bulk_objects(directory, sizes.bulk_count, sizes.bulk_size),
+        tls=tls,
+    )
+    storage_url = f"https://127.0.0.1:{storage.tls_port}"
+    api, dest, env = f"http://127.0.0.1:{helper_port}", work / "bulk", tls.client_env()
+    key_c = 16 if 16 in sizes.bulk_concurrency else max(sizes.bulk_concurrency)
+    cpu: dict[str, Figure] = {}
+
+    def run_ours(c: int, fsync: bool) -> float:
+        shutil.rmtree(dest, ignore_errors=True)
+        mode = "fsync" if fsync else "nofsync"
+        result = worker(ours, "bulk", api, "bench-key", sizes.bulk_count, c, dest, mode, "sync", env=env)
+        cpu.setdefault(f"ours {c} {mode}", Figure()).values.append(result["cpu"])
+        return result["seconds"]
+
+    def run_gcs(c: int) -> float:
+        shutil.rmtree(dest, ignore_errors=True)
+        result = worker(peers, "bulk-gcs", storage_url, sizes.bulk_count, c, dest, env=env)
+        cpu.setdefault(f"gcs {c}", Figure()).values.append(result["cpu"])
+        return result["seconds"]
+
+    names = {
+        "ours 1": "`download_many`, concurrency 1, default (fsync)",
+        "ours c": f"`download_many`, concurrency {key_c}, default (fsync)",
+        "ours c nofsync": f"`download_many`, concurrency {key_c}, `fsync=False`",
+        "gcs c": f"google-cloud-storage `transfer_manager.download_many`, {key_c} threads",
+    }
+    with Nginx(work, [], storage):
+        proc = _start_helper(ours, helper_port, storage_url, sizes.bulk_latency)
+        try:
+            figs = interleaved(
+                sizes.bulk_rounds,
+                {
+                    "ours 1": lambda: run_ours(1, True),
+                    "ours c": lambda: run_ours(key_c, True),
+                    "ours c nofsync": lambda: run_ours(key_c, False),
+                    "gcs c": lambda: run_gcs(key_c),
+                },
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    shutil.rmtree(dest, ignore_errors=True)
+    cpu_keys = {
+        "ours 1": "ours 1 fsync",
+        "ours c": f"ours {key_c} fsync",
+        "ours c nofsync": f"ours {key_c} nofsync",
+        "gcs c": f"gcs {key_c}",
+    }
+    lines = [
+        f"## Bulk over HTTPS: {sizes.bulk_count} x {sizes.bulk_size >> 10} KiB, "
+        f"{sizes.bulk_latency * 1000:.0f} ms added storage latency",
+        "",
+        "The same nginx and delaying helper as the bulk section, storage over HTTPS (the API stays",
+        "plain http on loopback). google-cloud-storage GETs the same files under its media path",
+        "(also held back), with crc32c checks; it signs nothing, ours asks the API for each URL.",
+        "",
+        "| run | seconds, median (min-max) | speed-up vs ours at 1 | client CPU s |",
+        "|---|---|---|---|",
+    ]
+    for key, label in names.items():
+        lines.append(
+            f"| {label} | {figs[key].span(1, '.2f')} | {ratio(figs['ours 1'], figs[key]).span(1, '.1f')}x "
+            f"| {cpu[cpu_keys[key]].median:.2f} |"
+        )
+    for label, a, b, target_speed in (
+        (f"HTTPS bulk speed-up, concurrency {key_c} vs 1, default (fsync)", "ours 1", "ours c", 10.0),
+        (f"HTTPS bulk at {key_c}, default (fsync) vs google-cloud-storage", "gcs c", "ours c", 2.0),
+        (f"HTTPS bulk at {key_c}, `fsync=False` vs google-cloud-storage", "gcs c", "ours c nofsync", None),
+    ):
+        speed = ratio(figs[a], figs[b])
+        summary.append(
+            (
+                label,
+                f"{speed.median:.2f}x {speed.spread()}",
+                "-",
+                f"{speed.median:.2f}",
+                f">= {target_speed:g}" if target_speed else "(reported)",
+                _met(speed.median >= target_speed) if target_speed else "-",
             )
         )
     return lines
