@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -132,9 +133,17 @@ def ratio(a: Figure, b: Figure) -> Figure:
 
 
 def wall(argv: list[str], env: dict[str, str] | None = None) -> float:
+    return timed(argv, env)[0]
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds of a command, and the CPU seconds (user + system) it used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True, env=env)
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return seconds, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     (work / "nginx-body").mkdir(exist_ok=True)
     find_nginx(install=not args.smoke)  # the smoke test (in `make test`) installs nothing
     print(
-        "preparing venvs (ours: the wheel alone; peers: openai, retell-sdk, requests, google-cloud-storage)...",
+        "preparing venvs (ours: the wheel alone; peers: openai, retell-sdk, requests, "
+        "google-cloud-storage)...",
         flush=True,
     )
     ours = clean_venv(work)
@@ -727,23 +737,31 @@ def _downloads(
             "",
         ]
     lines += [
-        "| size | client | seconds, median (min-max) | GB/s | ratio to curl (time) | peak RSS MiB |",
-        "|---|---|---|---|---|---|",
+        "| size | client | seconds, median (min-max) | GB/s | ratio to curl (time) | CPU s | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|",
     ]
     peaks: list[float] = []
     target = work / "downloaded.ogg"
     for d in datasets:
         url = f"https://127.0.0.1:{d.tls_port}" if tls is not None else f"http://127.0.0.1:{d.port}"
         rss: dict[str, list[float]] = {name: [] for name in downloaders}
+        cpu: dict[str, Figure] = {}
 
-        def run_worker(name: str, url: str = url, d: Dataset = d, rss: dict[str, list[float]] = rss) -> float:
+        def run_worker(
+            name: str,
+            url: str = url,
+            d: Dataset = d,
+            rss: dict[str, list[float]] = rss,
+            cpu: dict[str, Figure] = cpu,
+        ) -> float:
             python, contender = downloaders[name]
             result = worker(python, "download", contender, url, target, d.path.name, env=env)
             rss[name].append(result["maxrss_kib"] / 1024)
+            cpu.setdefault(name, Figure()).values.append(result["cpu"])
             target.unlink(missing_ok=True)
             return result["seconds"]
 
-        def run_curl(fsync: bool, url: str = url) -> float:
+        def run_curl(fsync: bool, url: str = url, cpu: dict[str, Figure] = cpu) -> float:
             signed = json.loads(
                 subprocess.run(
                     ["curl", "-s", *cacert, "-X", "POST", url + "/v1/call-recording/signed-url"],
@@ -752,9 +770,11 @@ def _downloads(
                     text=True,
                 ).stdout
             )["signed_url"]
-            seconds = wall(["curl", "-s", *cacert, "-o", str(target), signed])
+            seconds, used = timed(["curl", "-s", *cacert, "-o", str(target), signed])
             if fsync:  # coreutils `sync FILE` fsyncs just that file
                 seconds += wall(["sync", str(target)])
+            else:
+                cpu.setdefault("curl -o", Figure()).values.append(used)
             target.unlink(missing_ok=True)
             return seconds
 
@@ -766,10 +786,11 @@ def _downloads(
         figs = interleaved(sizes.download_rounds, contenders)
         for name, fig in figs.items():
             peak = f"{statistics.median(rss[name]):.0f}" if name in rss else "-"
+            used = f"{cpu[name].median:.2f}" if name in cpu else "-"
             gbps = d.size / fig.median / 1e9
             lines.append(
                 f"| {d.name} | {name} | {fig.span(1, '.2f')} | {gbps:.2f} | "
-                f"{ratio(fig, figs['curl -o']).span(1, '.2f')} | {peak} |"
+                f"{ratio(fig, figs['curl -o']).span(1, '.2f')} | {used} | {peak} |"
             )
         peer = GCS if tls is not None else "raw httpx iter_raw"
         peer_label = "google-cloud-storage" if tls is not None else "raw httpx"
@@ -905,19 +926,23 @@ def _bulk_https(
     api, dest, env = f"http://127.0.0.1:{helper_port}", work / "bulk", tls.client_env()
     key_c = 16 if 16 in sizes.bulk_concurrency else max(sizes.bulk_concurrency)
     cpu: dict[str, Figure] = {}
+    server_cpu: dict[str, Figure] = {}
+    pids: list[int] = []
 
-    def run_ours(c: int, fsync: bool) -> float:
+    def measured(key: str, python: Path, *args: object) -> float:
         shutil.rmtree(dest, ignore_errors=True)
+        before = _server_cpu_seconds(pids)
+        result = worker(python, *args, env=env)
+        server_cpu.setdefault(key, Figure()).values.append(_server_cpu_seconds(pids) - before)
+        cpu.setdefault(key, Figure()).values.append(result["cpu"])
+        return result["seconds"]
+
+    def run_ours(key: str, c: int, fsync: bool) -> float:
         mode = "fsync" if fsync else "nofsync"
-        result = worker(ours, "bulk", api, "bench-key", sizes.bulk_count, c, dest, mode, "sync", env=env)
-        cpu.setdefault(f"ours {c} {mode}", Figure()).values.append(result["cpu"])
-        return result["seconds"]
+        return measured(key, ours, "bulk", api, "bench-key", sizes.bulk_count, c, dest, mode, "sync")
 
-    def run_gcs(c: int) -> float:
-        shutil.rmtree(dest, ignore_errors=True)
-        result = worker(peers, "bulk-gcs", storage_url, sizes.bulk_count, c, dest, env=env)
-        cpu.setdefault(f"gcs {c}", Figure()).values.append(result["cpu"])
-        return result["seconds"]
+    def run_gcs(key: str, c: int) -> float:
+        return measured(key, peers, "bulk-gcs", storage_url, sizes.bulk_count, c, dest)
 
     names = {
         "ours 1": "`download_many`, concurrency 1, default (fsync)",
@@ -925,28 +950,24 @@ def _bulk_https(
         "ours c nofsync": f"`download_many`, concurrency {key_c}, `fsync=False`",
         "gcs c": f"google-cloud-storage `transfer_manager.download_many`, {key_c} threads",
     }
-    with Nginx(work, [], storage):
+    with Nginx(work, [], storage) as nginx:
+        assert nginx.proc is not None
         proc = _start_helper(ours, helper_port, storage_url, sizes.bulk_latency)
+        pids += [nginx.proc.pid, proc.pid]
         try:
             figs = interleaved(
                 sizes.bulk_rounds,
                 {
-                    "ours 1": lambda: run_ours(1, True),
-                    "ours c": lambda: run_ours(key_c, True),
-                    "ours c nofsync": lambda: run_ours(key_c, False),
-                    "gcs c": lambda: run_gcs(key_c),
+                    "ours 1": lambda: run_ours("ours 1", 1, True),
+                    "ours c": lambda: run_ours("ours c", key_c, True),
+                    "ours c nofsync": lambda: run_ours("ours c nofsync", key_c, False),
+                    "gcs c": lambda: run_gcs("gcs c", key_c),
                 },
             )
         finally:
             proc.terminate()
             proc.wait(timeout=10)
     shutil.rmtree(dest, ignore_errors=True)
-    cpu_keys = {
-        "ours 1": "ours 1 fsync",
-        "ours c": f"ours {key_c} fsync",
-        "ours c nofsync": f"ours {key_c} nofsync",
-        "gcs c": f"gcs {key_c}",
-    }
     lines = [
         f"## Bulk over HTTPS: {sizes.bulk_count} x {sizes.bulk_size >> 10} KiB, "
         f"{sizes.bulk_latency * 1000:.0f} ms added storage latency",
@@ -955,13 +976,13 @@ def _bulk_https(
         "plain http on loopback). google-cloud-storage GETs the same files under its media path",
         "(also held back), with crc32c checks; it signs nothing, ours asks the API for each URL.",
         "",
-        "| run | seconds, median (min-max) | speed-up vs ours at 1 | client CPU s |",
-        "|---|---|---|---|",
+        "| run | seconds, median (min-max) | speed-up vs ours at 1 | client CPU s | servers CPU s |",
+        "|---|---|---|---|---|",
     ]
     for key, label in names.items():
         lines.append(
             f"| {label} | {figs[key].span(1, '.2f')} | {ratio(figs['ours 1'], figs[key]).span(1, '.1f')}x "
-            f"| {cpu[cpu_keys[key]].median:.2f} |"
+            f"| {cpu[key].median:.2f} | {server_cpu[key].median:.2f} |"
         )
     for label, a, b, target_speed in (
         (f"HTTPS bulk speed-up, concurrency {key_c} vs 1, default (fsync)", "ours 1", "ours c", 10.0),

@@ -1,7 +1,7 @@
 """One measurement in a fresh process, run by run.py (also under the peers' venv).
 
     worker.py call CONTENDER URL CALLS [TASKS]     -> {"per_call": seconds}
-    worker.py download CONTENDER URL TARGET [OBJECT] -> {"seconds": s, "maxrss_kib": k}
+    worker.py download CONTENDER URL TARGET [OBJECT] -> {"seconds": s, "cpu": s, "maxrss_kib": k}
     worker.py download verbex-ab-SLICE-CHUNK URL TARGET  (write slice / read size A/B, fsync=False)
     worker.py download gcs ENDPOINT TARGET OBJECT    (google-cloud-storage Blob.download_to_filename)
     worker.py profile URL CALLS                      -> {"component": seconds per call, ...}
@@ -120,8 +120,9 @@ def gcs_client(endpoint: str) -> Any:
     )
 
 
-def download(name: str, url: str, target: str, obj: str = "") -> float:
-    """Seconds from asking for the URL to a closed file (imports done first, as in a running service)."""
+def download(name: str, url: str, target: str, obj: str = "") -> dict[str, float]:
+    """Wall and CPU seconds from asking for the URL to a closed file (imports done first, as in a
+    running service)."""
     if name in ("verbex", "verbex-nofsync") or name.startswith("verbex-ab-"):
         import verbex_client._download  # noqa: F401 - a running service has loaded it on its first download
         from verbex_client import Verbex
@@ -132,28 +133,28 @@ def download(name: str, url: str, target: str, obj: str = "") -> float:
             write_slice, chunk_size = name.removeprefix("verbex-ab-").split("-")
             _files.WRITE_SLICE, _storage.CHUNK_SIZE = int(write_slice), int(chunk_size)
         with Verbex(api_key=KEY, base_url=url) as client:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             client.recordings.download("bench-call", target, overwrite=True, fsync=name == "verbex")
-            return time.perf_counter() - started
+            return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
     if name == "gcs":
         from google.cloud.storage import Blob
 
         blob = Blob(obj, gcs_client(url).bucket(BUCKET))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         blob.download_to_filename(target)  # checksum="auto": crc32c with google-crc32c's C library
-        return time.perf_counter() - started
+        return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
     if name == "httpx":
         import httpx
 
         with httpx.Client(base_url=url) as api, httpx.Client() as storage:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             signed = api.post(PATH, json=BODY, headers={"Authorization": f"Bearer {KEY}"}).json()[
                 "signed_url"
             ]
             with storage.stream("GET", signed) as response, open(target, "wb") as f:
                 for chunk in response.iter_raw():
                     f.write(chunk)
-            return time.perf_counter() - started
+            return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
     raise SystemExit(f"unknown contender {name}")
 
 
@@ -318,7 +319,7 @@ def main(argv: list[str]) -> None:
             per_call = _timed(sync_contender(name, url), calls)
         result: dict[str, Any] = {"per_call": per_call}
     elif kind == "download":
-        result = {"seconds": download(*argv[1:5])}
+        result = download(*argv[1:5])
     elif kind == "profile":
         result = profile(argv[1], int(argv[2]))
     elif kind == "bulk":
