@@ -11,11 +11,14 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS = ["openai", "retell-sdk", "requests"]
+PEERS = ["openai", "retell-sdk", "requests", "google-cloud-storage==3.17.1"]
+# The bucket google-cloud-storage is pointed at: nginx serves each object again under
+# its media-download path, /download/storage/v1/b/<bucket>/o/<object>?alt=media.
+BUCKET = "bench"
 EXAMPLE = json.loads((ROOT / "openapi.json").read_text())["components"]["schemas"][
     "CallRecordingSignedUrlResponse"
 ]["example"]
@@ -27,12 +30,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def find_nginx() -> str:
-    """nginx from Debian's packages, installing it when we may (root with apt-get)."""
+def find_nginx(install: bool = False) -> str:
+    """nginx from Debian's packages; with `install` (`make bench`, never the smoke test),
+    installing it when we may (root with apt-get)."""
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if found:
         return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
+    if install and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True)
         subprocess.run(
@@ -43,7 +47,7 @@ def find_nginx() -> str:
         )  # the package starts one on :80
         if os.path.exists("/usr/sbin/nginx"):
             return "/usr/sbin/nginx"
-    raise SystemExit("benchmarks need nginx: apt-get install nginx-light (as root)")
+    raise SystemExit("benchmarks need nginx: apt-get install nginx-light (as root; `make bench` does it)")
 
 
 def venv(path: Path, packages: list[str], key: str = "") -> Path:
@@ -87,14 +91,60 @@ def clean_venv(work: Path) -> Path:
 
 
 @dataclass
+class Tls:
+    """A trustme CA and a certificate for 127.0.0.1 it signed, as PEM files nginx and clients read."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def nginx(self) -> str:
+        return f"""
+    ssl_certificate {self.cert};
+    ssl_certificate_key {self.key};
+    ssl_protocols TLSv1.3;"""
+
+    def client_env(self) -> dict[str, str]:
+        """The environment that makes each client trust the CA: httpx and `ssl` read
+        SSL_CERT_FILE (ours), requests REQUESTS_CA_BUNDLE (google-cloud-storage)."""
+        return {**os.environ, "SSL_CERT_FILE": str(self.ca), "REQUESTS_CA_BUNDLE": str(self.ca)}
+
+
+def make_tls(directory: Path) -> Tls:
+    import trustme
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    tls = Tls(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    ca.cert_pem.write_to_path(str(tls.ca))
+    server.private_key_pem.write_to_path(str(tls.key))
+    with open(tls.cert, "wb") as f:
+        for blob in server.cert_chain_pems:
+            f.write(blob.bytes())
+    return tls
+
+
+def gcs_location(directory: Path, goog_hash: str, extra: str = "") -> str:
+    """nginx serving `directory`'s files where google-cloud-storage's media download GETs them."""
+    return f"""
+    location ~ ^/download/storage/v1/b/{BUCKET}/o/([^/]+)$ {{{extra}
+      alias {directory}/$1;
+      add_header x-goog-hash "{goog_hash}";
+    }}"""
+
+
+@dataclass
 class Dataset:
-    """One nginx server: the API answering with a signed URL to one static object."""
+    """One nginx server: the API answering with a signed URL to one static object
+    (plain http on `port`; over HTTPS on `tls_port` too when nginx has a certificate)."""
 
     name: str
     size: int
     port: int
     path: Path
     goog_hash: str = ""
+    tls_port: int = field(default_factory=free_port)
 
 
 @dataclass
@@ -107,20 +157,25 @@ class BulkStorage:
     helper_port: int
     directory: Path
     goog_hash: str
+    tls: Tls | None = None
+    tls_port: int = field(default_factory=free_port)
 
     def config(self) -> str:
+        tls = (
+            f"\n    listen 127.0.0.1:{self.tls_port} ssl backlog=4096;{self.tls.nginx()}" if self.tls else ""
+        )
         return f"""
   upstream delayer {{
     server 127.0.0.1:{self.helper_port};
     keepalive 128;
   }}
   server {{
-    listen 127.0.0.1:{self.port} backlog=4096;
+    listen 127.0.0.1:{self.port} backlog=4096;{tls}
     location /bulk/ {{
       auth_request /delay;
       alias {self.directory}/;
       add_header x-goog-hash "{self.goog_hash}";
-    }}
+    }}{gcs_location(self.directory, self.goog_hash, chr(10) + "      auth_request /delay;")}
     location = /delay {{
       internal;
       proxy_pass http://delayer;
@@ -165,25 +220,35 @@ def make_object(path: Path, size: int) -> str:
 class Nginx:
     """nginx with `sendfile on`, one server per dataset, config and logs under `work`."""
 
-    def __init__(self, work: Path, datasets: list[Dataset], bulk: BulkStorage | None = None) -> None:
-        self.work, self.datasets, self.bulk = work, datasets, bulk
+    def __init__(
+        self,
+        work: Path,
+        datasets: list[Dataset],
+        bulk: BulkStorage | None = None,
+        tls: Tls | None = None,
+    ) -> None:
+        self.work, self.datasets, self.bulk, self.tls = work, datasets, bulk, tls
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _config(self) -> str:
         servers = []
         for d in self.datasets:
-            body = dict(EXAMPLE)
-            body["file_name"] = d.path.name
-            body["signed_url"] = (
-                f"http://127.0.0.1:{d.port}/bucket/{d.path.name}?X-Goog-Algorithm=GOOG4-RSA-SHA256"
-                "&X-Goog-Credential=bench&X-Goog-Date=20990101T000000Z&X-Goog-Expires=604800"
-                "&X-Goog-SignedHeaders=host&X-Goog-Signature=bench"
-            )
-            body["expires_at"] = "2099-01-01T00:00:00.000000000Z"
-            servers.append(
-                f"""
+            listeners = [("http", d.port, "")]
+            if self.tls is not None:
+                listeners.append(("https", d.tls_port, f" ssl;{self.tls.nginx()}\n   "))
+            for scheme, port, ssl in listeners:
+                body = dict(EXAMPLE)
+                body["file_name"] = d.path.name
+                body["signed_url"] = (
+                    f"{scheme}://127.0.0.1:{port}/bucket/{d.path.name}?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+                    "&X-Goog-Credential=bench&X-Goog-Date=20990101T000000Z&X-Goog-Expires=604800"
+                    "&X-Goog-SignedHeaders=host&X-Goog-Signature=bench"
+                )
+                body["expires_at"] = "2099-01-01T00:00:00.000000000Z"
+                servers.append(
+                    f"""
   server {{
-    listen 127.0.0.1:{d.port};
+    listen 127.0.0.1:{port}{ssl or ";"}
     location = /v1/call-recording/signed-url {{
       default_type application/json;
       return 200 '{json.dumps(body)}';
@@ -191,9 +256,9 @@ class Nginx:
     location /bucket/ {{
       alias {d.path.parent}/;
       add_header x-goog-hash "{d.goog_hash}";
-    }}
+    }}{gcs_location(d.path.parent, d.goog_hash)}
   }}"""
-            )
+                )
         return f"""
 worker_processes 1;
 daemon off;
@@ -220,6 +285,10 @@ http {{
         self.proc = subprocess.Popen([find_nginx(), "-c", str(conf), "-p", str(self.work)])
         deadline = time.monotonic() + 10
         ports = [d.port for d in self.datasets] + ([self.bulk.port] if self.bulk else [])
+        if self.tls is not None:
+            ports += [d.tls_port for d in self.datasets]
+        if self.bulk is not None and self.bulk.tls is not None:
+            ports.append(self.bulk.tls_port)
         for port in ports:
             while True:
                 try:

@@ -1,9 +1,12 @@
 """One measurement in a fresh process, run by run.py (also under the peers' venv).
 
     worker.py call CONTENDER URL CALLS [TASKS]     -> {"per_call": seconds}
-    worker.py download CONTENDER URL TARGET          -> {"seconds": s, "maxrss_kib": k}
+    worker.py download CONTENDER URL TARGET [OBJECT] -> {"seconds": s, "cpu": s, "maxrss_kib": k}
+    worker.py download verbex-ab-SLICE-CHUNK URL TARGET  (write slice / read size A/B, fsync=False)
+    worker.py download gcs ENDPOINT TARGET OBJECT    (google-cloud-storage Blob.download_to_filename)
     worker.py profile URL CALLS                      -> {"component": seconds per call, ...}
     worker.py bulk URL KEY COUNT CONCURRENCY DEST FSYNC -> {"seconds": s}
+    worker.py bulk-gcs ENDPOINT COUNT CONCURRENCY DEST  (transfer_manager.download_many, threads)
     worker.py serve PORT STORAGE_URL LATENCY         (the bulk API and delaying helper; runs until killed)
 
 Only the standard library is imported up front: each contender imports its
@@ -21,6 +24,7 @@ from typing import Any
 KEY = "API_benchmark_key_0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdef"
 PATH = "/v1/call-recording/signed-url"
 BODY = {"call_id": "bench-call", "expiration_url_in_minutes": 10}
+BUCKET = "bench"  # _env.BUCKET
 
 
 def _timed(fn: Any, calls: int) -> float:
@@ -105,28 +109,52 @@ async def _async_per_call(name: str, url: str, calls: int, tasks: int) -> float:
     return (time.perf_counter() - started) / (calls // tasks * tasks)
 
 
-def download(name: str, url: str, target: str) -> float:
-    """Seconds from asking for the URL to a closed file (imports done first, as in a running service)."""
-    if name in ("verbex", "verbex-nofsync"):
+def gcs_client(endpoint: str) -> Any:
+    """google-cloud-storage pointed at nginx: anonymous, `api_endpoint` the benchmark server
+    (it trusts the benchmark CA through REQUESTS_CA_BUNDLE, as any requests session does)."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(
+        project="bench", credentials=AnonymousCredentials(), client_options={"api_endpoint": endpoint}
+    )
+
+
+def download(name: str, url: str, target: str, obj: str = "") -> dict[str, float]:
+    """Wall and CPU seconds from asking for the URL to a closed file (imports done first, as in a
+    running service)."""
+    if name in ("verbex", "verbex-nofsync") or name.startswith("verbex-ab-"):
         import verbex_client._download  # noqa: F401 - a running service has loaded it on its first download
         from verbex_client import Verbex
 
+        if name.startswith("verbex-ab-"):  # the write size A/B: our two size constants, set here
+            from verbex_client import _files, _storage
+
+            write_slice, chunk_size = name.removeprefix("verbex-ab-").split("-")
+            _files.WRITE_SLICE, _storage.CHUNK_SIZE = int(write_slice), int(chunk_size)
         with Verbex(api_key=KEY, base_url=url) as client:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             client.recordings.download("bench-call", target, overwrite=True, fsync=name == "verbex")
-            return time.perf_counter() - started
+            return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
+    if name == "gcs":
+        from google.cloud.storage import Blob
+
+        blob = Blob(obj, gcs_client(url).bucket(BUCKET))
+        started, cpu = time.perf_counter(), time.process_time()
+        blob.download_to_filename(target)  # checksum="auto": crc32c with google-crc32c's C library
+        return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
     if name == "httpx":
         import httpx
 
         with httpx.Client(base_url=url) as api, httpx.Client() as storage:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             signed = api.post(PATH, json=BODY, headers={"Authorization": f"Bearer {KEY}"}).json()[
                 "signed_url"
             ]
             with storage.stream("GET", signed) as response, open(target, "wb") as f:
                 for chunk in response.iter_raw():
                     f.write(chunk)
-            return time.perf_counter() - started
+            return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
     raise SystemExit(f"unknown contender {name}")
 
 
@@ -207,6 +235,22 @@ def bulk(
     return {"seconds": seconds, "cpu": cpu}
 
 
+def bulk_gcs(endpoint: str, count: int, concurrency: int, dest: str) -> dict[str, float]:
+    """Wall and CPU seconds of google-cloud-storage's transfer_manager.download_many (threads)."""
+    import os
+
+    from google.cloud.storage import transfer_manager
+
+    bucket = gcs_client(endpoint).bucket(BUCKET)
+    os.makedirs(dest, exist_ok=True)
+    pairs = [(bucket.blob(f"bulk-{i}.ogg"), os.path.join(dest, f"bulk-{i}.ogg")) for i in range(count)]
+    cpu, started = time.process_time(), time.perf_counter()
+    transfer_manager.download_many(
+        pairs, max_workers=concurrency, worker_type=transfer_manager.THREAD, raise_exception=True
+    )
+    return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
+
+
 def serve_bulk(port: int, storage_url: str, latency: float) -> None:
     """The bulk run's API (a signed URL per call id, pointing at nginx) and nginx's
     `auth_request` target, which only waits `latency` before saying yes. asyncio, one
@@ -275,13 +319,15 @@ def main(argv: list[str]) -> None:
             per_call = _timed(sync_contender(name, url), calls)
         result: dict[str, Any] = {"per_call": per_call}
     elif kind == "download":
-        result = {"seconds": download(argv[1], argv[2], argv[3])}
+        result = download(*argv[1:5])
     elif kind == "profile":
         result = profile(argv[1], int(argv[2]))
     elif kind == "bulk":
         fsync = argv[6] == "fsync"
         use_async = len(argv) > 7 and argv[7] == "async"
         result = bulk(argv[1], argv[2], int(argv[3]), int(argv[4]), argv[5], fsync, use_async)
+    elif kind == "bulk-gcs":
+        result = bulk_gcs(argv[1], int(argv[2]), int(argv[3]), argv[4])
     elif kind == "serve":
         serve_bulk(int(argv[1]), argv[2], float(argv[3]))
         return

@@ -28,8 +28,11 @@ def test_benchmark_smoke_run() -> None:
         "## Per call, async",
         "## Import time",
         "## Download to disk",
+        "## Download to disk over HTTPS",
+        "## Write size A/B",
         "## Overhead budget",
         "## Bulk",
+        "## Bulk over HTTPS",
     ):
         assert section in report, section
     for figure in (
@@ -39,6 +42,15 @@ def test_benchmark_smoke_run() -> None:
         "download 1 MiB",
         "bulk speed-up",
         "AsyncVerbex.download_many`, concurrency",
+        "HTTPS download 1 MiB, `fsync=False` vs curl -o",
+        "HTTPS download 1 MiB, `fsync=False` vs google-cloud-storage",
+        "HTTPS download 1 MiB, peak RSS",
+        "HTTPS peak RSS, 2 MiB minus 1 MiB",
+        "write size A/B, best",
+        "HTTPS bulk speed-up",
+        "HTTPS bulk at 4, default (fsync) vs google-cloud-storage",
     ):
         assert figure in report, figure
     assert "| openai |" in report and "| retell-sdk |" in report and "| curl -o |" in report
+    assert "| google-cloud-storage Blob.download_to_filename |" in report
+    assert "google-cloud-storage `transfer_manager.download_many`" in report
