@@ -12,7 +12,7 @@ OPTIC := $(CURDIR)/node_modules/.bin/optic
 export OPTIC_TELEMETRY_LEVEL := off
 export NO_UPDATE_NOTIFIER := 1
 
-.PHONY: install node-tools generate check-generated update-spec regenerate lint typecheck test pytest bench demo reliability clean
+.PHONY: install node-tools system-tools generate check-generated update-spec regenerate lint typecheck test pytest bench demo reliability clean
 
 # Targets other than install/test only need *a* venv: they don't reinstall
 # when pyproject.toml is newer (tests run them in scratch copies of the repo).
@@ -66,7 +66,15 @@ typecheck: | $(READY)
 pytest: | $(READY)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: install node-tools lint typecheck check-generated
+# nginx (Debian's nginx-light) serves the benchmarks, and their smoke run inside `make test`.
+# Its package starts a server on port 80: stopped again, ours run on 127.0.0.1 ports of their own.
+system-tools:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { echo "nginx is required: apt-get install nginx-light (as root)" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null && \
+	  { service nginx stop >/dev/null 2>&1 || true; }; }
+
+test: install node-tools system-tools lint typecheck check-generated
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install
@@ -75,7 +83,7 @@ demo: install
 reliability: install
 	$(BIN)/python tests/reliability.py
 
-bench: install
+bench: install system-tools
 	$(BIN)/python benchmarks/run.py
 
 clean:
