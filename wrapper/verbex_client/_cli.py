@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "--expires-in-minutes", type=int, default=10, metavar="N", help="signed URL lifetime (default: 10)"
     )
+    download.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: tcp://host:8786, or local:N for N local workers "
+        "(-o then names s3://, gs://, file:// or a shared directory; needs verbex-client[dask])",
+    )
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -251,7 +257,7 @@ def _item_json(item: BatchItem) -> str:
         {
             "call_id": item.call_id,
             "status": item.status,
-            "path": str(item.path) if item.path else None,
+            "path": item.location,
             "bytes": item.bytes,
             "error": describe_error(item.error) if item.error else None,
         }
@@ -279,7 +285,21 @@ def cmd_download(args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty() and not args.quiet and not args.json
     with _client(args) as client, _ProgressDisplay(tty) as display:
         single_file = len(set(ids)) == 1 and not os.path.isdir(dest) and not dest.endswith(os.sep)
-        if single_file:
+        single_file = single_file and "://" not in dest  # an s3://, gs://, file:// URL is a prefix
+        if args.dask:
+            from .distributed import download_many_on
+
+            result = download_many_on(
+                args.dask,
+                client,
+                ids,
+                dest,
+                concurrency=args.concurrency,
+                overwrite=args.overwrite,
+                expires_in_minutes=args.expires_in_minutes,
+                progress=display.update if display else None,
+            )
+        elif single_file:
             result = _download_one(client, ids[0], dest, args, display)
         else:
             result = client.recordings.download_many(
@@ -297,7 +317,7 @@ def cmd_download(args: argparse.Namespace) -> int:
         elif item.status == "failed":
             _print_error(f"{item.call_id}: {describe_error(item.error or Exception('failed'))}")
         elif not args.quiet and not tty:
-            print(f"{item.status} {item.call_id} -> {item.path} ({_human_bytes(item.bytes)})", flush=True)
+            print(f"{item.status} {item.call_id} -> {item.location} ({_human_bytes(item.bytes)})", flush=True)
     if not args.quiet:
         counts = (
             f"{len(result.downloaded)} downloaded, {len(result.skipped)} skipped, {len(result.failed)} failed"
