@@ -298,6 +298,7 @@ def cmd_download(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 expires_in_minutes=args.expires_in_minutes,
                 progress=display.update if display else None,
+                connect_timeout=args.timeout,
             )
         elif single_file:
             result = _download_one(client, ids[0], dest, args, display)

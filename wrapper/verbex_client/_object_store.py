@@ -308,7 +308,7 @@ class StoreManifest(ManifestBase):
         info = head(self.dest, name, call_id)
         if info is None or info.size != entry["bytes"]:
             return None
-        if self.dest.attributes and not _same_checksums(info.attributes, entry):
+        if self.dest.attributes and not (ours(info, call_id) and _same_checksums(info.attributes, entry)):
             return None
         return BatchItem(call_id, "skipped", None, None, entry["bytes"], self.dest.url_of(name))
 
@@ -342,23 +342,39 @@ class StoreManifest(ManifestBase):
             self.segments.append(key)
 
 
+def ours(info: ObjectInfo, call_id: str) -> bool:
+    """Whether the object's metadata says we wrote it for `call_id`."""
+    return info.attributes.get(CALL_ID_KEY) == quote(call_id, safe="")
+
+
 def _same_checksums(attributes: dict[str, str], entry: dict[str, Any]) -> bool:
-    compared = False
-    for name in ("crc32c", "md5"):
-        stored, recorded = attributes.get(name), entry.get(name)
-        if stored is not None and recorded is not None:
-            if stored != recorded:
-                return False
-            compared = True
-    return compared or not any(attributes.get(n) for n in ("crc32c", "md5"))
+    """Every checksum both the object's metadata and the manifest entry have agrees."""
+    return all(
+        attributes.get(name) == entry.get(name)
+        for name in ("crc32c", "md5")
+        if attributes.get(name) is not None and entry.get(name) is not None
+    )
 
 
-def merge_manifest(dest: StoreDest) -> int:
+def _put_manifest(dest: StoreDest, body: bytes, mode: Any) -> None:
+    """Replace `manifest.jsonl` only if it is still the one we read (S3, GCS); a local store
+    has no conditional update, and its PUT is an atomic rename: the last merger wins there."""
+    obstore = _obstore()
+    try:
+        obstore.put(dest.store, MANIFEST_NAME, body, mode=mode, use_multipart=False)
+    except NotImplementedError:
+        obstore.put(dest.store, MANIFEST_NAME, body, use_multipart=False)
+
+
+def merge_manifest(dest: StoreDest) -> int | None:
     """Fold every segment into `manifest.jsonl` (a conditional PUT: a concurrent merger makes us
-    read again), then delete the merged segments. Returns the number of entries."""
+    read again), then delete the merged segments. Returns the number of entries (None when
+    there was nothing to merge)."""
     obstore = _obstore()
     for _ in range(MERGE_ATTEMPTS):
         segments = probe(dest)
+        if not segments:
+            return None  # nothing new since the last merge
         merged = ManifestBase()
         mode: Any = "create"
         try:
@@ -376,15 +392,14 @@ def merge_manifest(dest: StoreDest) -> int:
                 merged._load_lines(data.decode("utf-8", errors="replace"))
         body = b"".join(merged.line_of(entry) for entry in merged.entries.values())
         try:
-            obstore.put(dest.store, MANIFEST_NAME, body, mode=mode, use_multipart=False)
+            _put_manifest(dest, body, mode)
         except (obstore.exceptions.AlreadyExistsError, obstore.exceptions.PreconditionError):
             continue  # another run merged meanwhile: read its manifest and merge again
-        except (OSError, obstore.exceptions.BaseError, NotImplementedError) as error:
+        except (OSError, obstore.exceptions.BaseError) as error:
             failure = store_error(error, "write", dest.url_of(MANIFEST_NAME))
             raise failure from None
-        if segments:
-            with contextlib.suppress(OSError, obstore.exceptions.BaseError):
-                obstore.delete(dest.store, segments)  # merged: a later run need not read them
+        with contextlib.suppress(OSError, obstore.exceptions.BaseError):
+            obstore.delete(dest.store, segments)  # merged: a later run need not read them
         return len(merged.entries)
     raise DestinationError(
         f"cannot merge the manifest at {dest.url_of(MANIFEST_NAME)}: it kept changing under "
@@ -434,7 +449,8 @@ def store_recording(
     url = dest.url_of(name)
     existing = head(dest, name, call_id)
     if existing is not None and not overwrite:
-        if call_id in manifest.reclaimed:  # our claim from an earlier run, which finished it
+        # Our claim from an earlier run, which finished it (and the metadata agrees, where kept).
+        if call_id in manifest.reclaimed and (not dest.attributes or ours(existing, call_id)):
             manifest.append(_entry_from(call_id, name, existing))
             return BatchItem(call_id, "skipped", None, None, existing.size, url)
         raise ObjectExists(url)
