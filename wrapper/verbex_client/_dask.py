@@ -126,7 +126,7 @@ def run_partitions(
     }
     items: dict[str, BatchItem] = {}
     try:
-        for future in dask.as_completed(list(futures)):
+        for future in dask.as_completed(list(futures), loop=dask_client.loop):
             chunk = futures[future]
             try:
                 got = [item_from_dict(d) for d in future.result()]
