@@ -447,13 +447,13 @@ def store_recording(
     obstore = _obstore()
     name = manifest.claim(call_id, safe_file_name(signed.file_name, call_id))
     url = dest.url_of(name)
-    existing = head(dest, name, call_id)
-    if existing is not None and not overwrite:
-        # Our claim from an earlier run, which finished it (and the metadata agrees, where kept).
-        if call_id in manifest.reclaimed and (not dest.attributes or ours(existing, call_id)):
-            manifest.append(_entry_from(call_id, name, existing))
-            return BatchItem(call_id, "skipped", None, None, existing.size, url)
-        raise ObjectExists(url)
+    if call_id in manifest.reclaimed and not overwrite:  # an earlier run claimed it: done there?
+        existing = head(dest, name, call_id)
+        if existing is not None:
+            if not dest.attributes or ours(existing, call_id):  # its metadata agrees, where kept
+                manifest.append(_entry_from(call_id, name, existing))
+                return BatchItem(call_id, "skipped", None, None, existing.size, url)
+            raise ObjectExists(url)
     settings = FetchSettings.of(client)
     fetch = settings.new_fetch(call_id, "skip")  # an upload cannot take bytes back: skip resent ones
 
@@ -478,12 +478,22 @@ def store_recording(
         if fetch.content_encoding:
             attributes["Content-Encoding"] = fetch.content_encoding
         single = fetch.total is not None and fetch.total <= PART_BYTES
+        if not single and not overwrite and head(dest, name, call_id) is not None:
+            raise ObjectExists(url)  # checked before a large transfer (a multipart PUT cannot refuse)
         failure: DestinationError | None = None
+        exists = False
         try:
             if single:
                 data = b"".join(body())
                 attributes.update(_checksum_attributes(fetch, known_up_front=False))
-                obstore.put(dest.store, name, data, attributes=_kept(dest, attributes), use_multipart=False)
+                obstore.put(
+                    dest.store,
+                    name,
+                    data,
+                    attributes=_kept(dest, attributes),
+                    use_multipart=False,
+                    mode="overwrite" if overwrite else "create",  # never over an object not ours
+                )
             else:
                 attributes.update(_checksum_attributes(fetch, known_up_front=True))
                 obstore.put(
@@ -495,8 +505,12 @@ def store_recording(
                     chunk_size=PART_BYTES,
                     max_concurrency=PARTS_IN_FLIGHT,
                 )
+        except obstore.exceptions.AlreadyExistsError:
+            exists = True  # an object not ours appeared under the name (we created no such one)
         except (OSError, obstore.exceptions.BaseError) as error:
             failure = store_error(error, "write", url, call_id=call_id)
+        if exists:
+            raise ObjectExists(url)
         if failure is not None:
             raise failure
     manifest.append(manifest.entry_for(call_id, name, fetch.offset, fetch.crc32c_hex, fetch.md5_hex))
