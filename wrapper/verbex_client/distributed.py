@@ -31,7 +31,14 @@ from ._exceptions import ConfigurationError
 if TYPE_CHECKING:
     from ._client import Verbex
 
-__all__ = ["ClientSettings", "download_many", "download_partition", "item_from_dict", "split"]
+__all__ = [
+    "ClientSettings",
+    "download_many",
+    "download_partition",
+    "item_from_dict",
+    "merge_manifest",
+    "split",
+]
 
 DEFAULT_CONCURRENCY = 8
 MAX_PARTITION = 5_000  # ids per partition by default: a lost worker redoes at most this many
@@ -135,6 +142,15 @@ def download_partition(
             run_id=attempt,
         )
     return [item_to_dict(item) for item in result.results]
+
+
+def merge_manifest(dest: str | os.PathLike[str]) -> int | None:
+    """Fold the partitions' manifest segments into `dest`'s `manifest.jsonl` (once, after every
+    partition ended); the number of entries, or None when there was nothing to merge."""
+    from ._object_store import merge_manifest as merge
+    from ._object_store import open_store
+
+    return merge(open_store(store_url(dest)))
 
 
 def _error_to_dict(error: BaseException) -> dict[str, Any]:
