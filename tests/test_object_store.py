@@ -290,3 +290,34 @@ print(result.results[0].status, result.results[0].bytes, before, after)
     assert grew < 32 * 1024, f"RSS grew by {grew // 1024} MiB"
     head = moto.s3.head_object(Bucket=bucket, Key="m/big.bin")
     assert head["ContentLength"] == 128 << 20
+
+
+def test_batches_add_to_one_manifest_and_a_refetched_call_keeps_one_line(
+    sb: Sandbox, moto: MotoS3, bucket: str
+) -> None:
+    first, second = list(SMALL)[:5], list(SMALL)[5:]
+    assert many(sb, first, f"s3://{bucket}/m/").ok
+    assert many(sb, second, f"s3://{bucket}/m/").ok
+    assert many(sb, first[:2], f"s3://{bucket}/m/", overwrite=True).ok  # fetched again: replaced lines
+    lines = [json.loads(line) for line in moto.read(bucket, "m/manifest.jsonl").splitlines()]
+    assert sorted(e["call_id"] for e in lines) == sorted(SMALL)
+    assert moto.keys(bucket, "m/.verbex/manifests/") == []
+
+
+def test_segments_left_by_an_interrupted_run_are_read_and_merged(
+    sb: Sandbox, moto: MotoS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verbex_client import distributed
+
+    monkeypatch.setenv("VERBEX_API_KEY", sb.api_key)
+    ids = list(SMALL)[:4]
+    # A partition's run: it leaves its lines in segments, as a run that was interrupted does.
+    distributed.download_partition(distributed.ClientSettings(base_url=sb.base_url), ids, f"s3://{bucket}/s/")
+    assert moto.keys(bucket, "s/.verbex/manifests/") != [] and not moto.exists(bucket, "s/manifest.jsonl")
+    sb.clear_requests()
+    again = many(sb, ids, f"s3://{bucket}/s/")
+    assert [i.status for i in again.results] == ["skipped"] * 4 and sb.api_requests() == []
+    assert sorted(
+        json.loads(x)["call_id"] for x in moto.read(bucket, "s/manifest.jsonl").splitlines()
+    ) == sorted(ids)
+    assert moto.keys(bucket, "s/.verbex/manifests/") == []

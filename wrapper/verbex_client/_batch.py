@@ -97,6 +97,16 @@ def is_store_url(dest: str) -> bool:
     return bool(sep) and scheme.lower() in SCHEMES
 
 
+def parse_line(line: str | bytes) -> dict[str, Any] | None:
+    """One manifest line's entry, or None for a line that is not one (a torn last line from a
+    crash: that download is simply redone)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) and isinstance(entry.get("call_id"), str) else None
+
+
 class ManifestBase:
     """What every destination's manifest shares: the finished entries, read from JSON lines,
     the entry a finished download adds, and the name-collision rule (`claim`).
@@ -112,16 +122,13 @@ class ManifestBase:
         self._claims: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def _load_lines(self, text: str, keep: Callable[[str], bool] | None = None) -> None:
+    def _load_lines(
+        self, lines: str | Iterable[str | bytes], keep: Callable[[str], bool] | None = None
+    ) -> None:
         """Add the entries of manifest lines (a later line for a call wins); `keep` filters call ids."""
-        for line in text.splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a torn last line from a crash: that download is simply redone
-            if not isinstance(entry, dict) or not isinstance(entry.get("call_id"), str):
-                continue
-            if keep is not None and not keep(entry["call_id"]):
+        for line in lines.splitlines() if isinstance(lines, str) else lines:
+            entry = parse_line(line)
+            if entry is None or (keep is not None and not keep(entry["call_id"])):
                 continue
             self.entries[entry["call_id"]] = entry
             if isinstance(entry.get("file"), str):

@@ -15,7 +15,7 @@ from ._batch import BatchItem, BatchResult, OnItem
 from ._config import API_KEY_ENV
 from ._exceptions import ConfigurationError, DownloadError, VerbexError
 from ._object_store import merge_manifest, open_store, probe
-from .distributed import ClientSettings, download_partition, item_from_dict, split
+from .distributed import ClientSettings, download_partition, item_from_dict, manifest_lines, split
 
 try:
     import distributed as _distributed
@@ -108,6 +108,8 @@ def run_partitions(
         threads = sum(dask_client.nthreads().values()) or 1
         partitions = max(threads * 2, -(-len(ids) // 5000))
     chunks = split(ids, partitions)
+    merge_manifest(dest)  # what earlier, interrupted runs left in segments: one manifest to read
+    known = manifest_lines(dest_url, chunks)
     batch = uuid.uuid4().hex[:8]
     futures = {
         dask_client.submit(
@@ -119,11 +121,13 @@ def run_partitions(
             expires_in_minutes=expires_in_minutes,
             overwrite=overwrite,
             run_id=f"{batch}-{n:05d}",
+            known_lines=known[n],
             key=f"verbex-partition-{batch}-{n:05d}",
             pure=False,
         ): chunk
         for n, chunk in enumerate(chunks)
     }
+    del known
     items: dict[str, BatchItem] = {}
     try:
         for future in dask.as_completed(list(futures), loop=dask_client.loop):

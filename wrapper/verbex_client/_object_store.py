@@ -10,7 +10,7 @@ The same guarantees as a local directory, with a bucket's tools:
 - names are claimed across processes and machines with a small marker object per name,
   written with create-only semantics (`If-None-Match: *`): the first call keeps a name,
   the others get the collision rename, as in a directory;
-- the manifest is written as segments (`.verbex/manifests/<run>-<n>.jsonl`, one PUT per
+- the manifest is written as segments (`.verbex/manifests/<run>/<attempt>-<n>.jsonl`, one PUT per
   batch of lines) and merged into `manifest.jsonl` at the end with a conditional PUT.
 
 obstore (Rust's object_store) is imported only here, and only when a URL is used.
@@ -44,6 +44,7 @@ from ._batch import (
     _failed,
     _per_call,
     check_batch_args,
+    parse_line,
     run_signed,
 )
 from ._download import FetchSettings, receive
@@ -193,13 +194,13 @@ def open_store(url: str) -> StoreDest:
     raise failure
 
 
-def probe(dest: StoreDest) -> list[str]:
-    """One listing of the manifest segments: proves the store answers, the bucket exists and
-    the credentials work, before any recording is fetched. Returns the segment keys."""
+def probe(dest: StoreDest, prefix: str = SEGMENTS) -> list[str]:
+    """One listing of manifest segments (under `prefix`): proves the store answers, the bucket
+    exists and the credentials work, before any recording is fetched. Returns their keys."""
     obstore = _obstore()
     keys: list[str] = []
     try:
-        for page in obstore.list(dest.store, SEGMENTS, chunk_size=1000):
+        for page in obstore.list(dest.store, prefix, chunk_size=1000):
             keys += [meta["path"] for meta in page]
     except (OSError, obstore.exceptions.BaseError) as error:
         # No storage error code: the request got no answer, or no credentials were found.
@@ -217,6 +218,28 @@ def _read(dest: StoreDest, key: str) -> bytes | None:
         return bytes(obstore.get(dest.store, key).bytes())
     except FileNotFoundError:
         return None
+    except (OSError, obstore.exceptions.BaseError) as error:
+        failure = store_error(error, "read", dest.url_of(key))
+    raise failure
+
+
+def stream_lines(dest: StoreDest, key: str) -> Iterator[bytes]:
+    """The object's lines, read a megabyte at a time (nothing when there is no such object): a
+    manifest of millions of calls is never held whole."""
+    obstore = _obstore()
+    failure: DestinationError | None = None
+    try:
+        result = obstore.get(dest.store, key)
+        rest = b""
+        for chunk in result.stream(min_chunk_size=1 << 20):
+            lines = (rest + bytes(chunk)).split(b"\n")
+            rest = lines.pop()
+            yield from lines
+        if rest:
+            yield rest
+        return
+    except FileNotFoundError:
+        return
     except (OSError, obstore.exceptions.BaseError) as error:
         failure = store_error(error, "read", dest.url_of(key))
     raise failure
@@ -263,6 +286,7 @@ class StoreManifest(ManifestBase):
         super().__init__()
         self.dest = dest
         self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.attempt = uuid.uuid4().hex[:8]  # a rerun of one partition never replaces a segment
         self._pending: list[bytes] = []
         self._flushed_at = time.monotonic()
         self._sequence = 0
@@ -270,12 +294,17 @@ class StoreManifest(ManifestBase):
         self.segments: list[str] = []
         self.reclaimed: set[str] = set()  # call ids whose name claim an earlier run made
 
-    def load(self, segments: list[str], keep: Callable[[str], bool] | None = None) -> None:
-        """Read `manifest.jsonl` and `segments` (keeping the entries of calls `keep` accepts)."""
-        for key in [MANIFEST_NAME, *sorted(segments)]:
-            data = _read(self.dest, key)
-            if data is not None:
-                self._load_lines(data.decode("utf-8", errors="replace"), keep)
+    def load(
+        self,
+        segments: list[str],
+        keep: Callable[[str], bool] | None = None,
+        known_lines: Iterable[str | bytes] | None = None,
+    ) -> None:
+        """Read `manifest.jsonl` (or `known_lines`, the part of it a runner handed over) and
+        `segments`, keeping the entries of calls `keep` accepts."""
+        self._load_lines(stream_lines(self.dest, MANIFEST_NAME) if known_lines is None else known_lines, keep)
+        for key in sorted(segments):
+            self._load_lines(stream_lines(self.dest, key), keep)
         self.segments = list(segments)
 
     def _taken_elsewhere(self, name: str, call_id: str) -> bool:
@@ -328,7 +357,7 @@ class StoreManifest(ManifestBase):
                 lines, self._pending = self._pending, []
                 self._flushed_at = time.monotonic()
                 self._sequence += 1
-                key = f"{SEGMENTS}{self.run_id}-{self._sequence:06d}.jsonl"
+                key = f"{SEGMENTS}{self.run_id}/{self.attempt}-{self._sequence:06d}.jsonl"
             if not lines:
                 return
             obstore = _obstore()
@@ -369,30 +398,38 @@ def _put_manifest(dest: StoreDest, body: bytes, mode: Any) -> None:
 def merge_manifest(dest: StoreDest) -> int | None:
     """Fold every segment into `manifest.jsonl` (a conditional PUT: a concurrent merger makes us
     read again), then delete the merged segments. Returns the number of entries (None when
-    there was nothing to merge)."""
+    there was nothing to merge). Memory: the new lines, plus the manifest's bytes once."""
     obstore = _obstore()
     for _ in range(MERGE_ATTEMPTS):
         segments = probe(dest)
         if not segments:
             return None  # nothing new since the last merge
-        merged = ManifestBase()
+        fresh: dict[str, bytes] = {}
+        for key in sorted(segments):
+            for line in stream_lines(dest, key):
+                entry = parse_line(line)
+                if entry is not None:
+                    fresh[entry["call_id"]] = line.rstrip(b"\r") + b"\n"
         mode: Any = "create"
         try:
-            current = obstore.get(dest.store, MANIFEST_NAME)
-            merged._load_lines(bytes(current.bytes()).decode("utf-8", errors="replace"))
-            mode = {k: current.meta[k] for k in ("e_tag", "version") if current.meta.get(k) is not None}
+            meta = obstore.head(dest.store, MANIFEST_NAME)
+            mode = {k: meta[k] for k in ("e_tag", "version") if meta.get(k) is not None}
         except FileNotFoundError:
             pass
         except (OSError, obstore.exceptions.BaseError) as error:
             failure = store_error(error, "read", dest.url_of(MANIFEST_NAME))
             raise failure from None
-        for key in sorted(segments):
-            data = _read(dest, key)
-            if data is not None:
-                merged._load_lines(data.decode("utf-8", errors="replace"))
-        body = b"".join(merged.line_of(entry) for entry in merged.entries.values())
+        body, count = bytearray(), len(fresh)
+        if mode != "create":
+            for line in stream_lines(dest, MANIFEST_NAME):
+                entry = parse_line(line)
+                if entry is not None and entry["call_id"] not in fresh:
+                    body += line.rstrip(b"\r") + b"\n"
+                    count += 1
+        for line in fresh.values():
+            body += line
         try:
-            _put_manifest(dest, body, mode)
+            _put_manifest(dest, bytes(body), mode)
         except (obstore.exceptions.AlreadyExistsError, obstore.exceptions.PreconditionError):
             continue  # another run merged meanwhile: read its manifest and merge again
         except (OSError, obstore.exceptions.BaseError) as error:
@@ -400,7 +437,7 @@ def merge_manifest(dest: StoreDest) -> int | None:
             raise failure from None
         with contextlib.suppress(OSError, obstore.exceptions.BaseError):
             obstore.delete(dest.store, segments)  # merged: a later run need not read them
-        return len(merged.entries)
+        return count
     raise DestinationError(
         f"cannot merge the manifest at {dest.url_of(MANIFEST_NAME)}: it kept changing under "
         f"{MERGE_ATTEMPTS} attempts (another run merging?); rerun to merge",
@@ -543,16 +580,23 @@ def download_many_to_store(
     on_item: OnItem | None = None,
     merge: bool = True,
     run_id: str | None = None,
+    known_lines: Iterable[str | bytes] | None = None,
 ) -> BatchResult:
-    """`download_many` into an object store. `merge=False` (a partition of a distributed run)
-    leaves its manifest segments for the runner to merge once at the end."""
+    """`download_many` into an object store.
+
+    A partition of a distributed run passes `merge=False` (the runner merges once, at the
+    end), its `run_id`, and `known_lines`: the manifest lines of its calls, which the runner
+    read once for all partitions. It then reads only its own earlier attempts' segments,
+    instead of the whole manifest and every other partition's segments.
+    """
     ids = check_batch_args(call_ids, concurrency, expires_in_minutes, progress, overwrite, fsync, on_item)
     dest = open_store(dest_url)
-    segments = probe(dest)  # before any API call: a dead store, no bucket, no credentials
-    client._storage_sync()  # a closed client fails here
     manifest = StoreManifest(dest, run_id=run_id)
+    own = f"{SEGMENTS}{manifest.run_id}/" if known_lines is not None else SEGMENTS
+    segments = probe(dest, own)  # before any API call: a dead store, no bucket, no credentials
+    client._storage_sync()  # a closed client fails here
     wanted = set(ids)
-    manifest.load(segments, keep=wanted.__contains__)
+    manifest.load(segments, keep=wanted.__contains__, known_lines=known_lines)
     reporter = Reporter(ids, on_item)
     for item in _finished_items(manifest, ids, concurrency):
         reporter.report(item)

@@ -36,6 +36,7 @@ __all__ = [
     "download_many",
     "download_partition",
     "item_from_dict",
+    "manifest_lines",
     "merge_manifest",
     "split",
 ]
@@ -119,16 +120,18 @@ def download_partition(
     expires_in_minutes: int = 10,
     overwrite: bool = False,
     run_id: str | None = None,
+    known_lines: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Run one partition of a batch here: `download_many(call_ids, dest)` with a client of our
     own. Returns one plain dict per call (`item_from_dict` makes it a `BatchItem` again).
 
-    The manifest lines go to segments named after `run_id` (plus a per-attempt suffix, so a
-    rerun of a partition never replaces what an earlier attempt wrote); the runner merges.
+    Its manifest lines go to segments under `run_id` (one name per partition, the same when
+    the partition is run again); `merge_manifest(dest)` folds them in once every partition
+    ended. `known_lines`: this partition's lines of `manifest.jsonl`, read once by the runner
+    (`manifest_lines`); without them each partition reads the whole manifest itself.
     """
     from ._object_store import download_many_to_store
 
-    attempt = f"{run_id or 'partition'}-{uuid.uuid4().hex[:8]}"
     with settings.client() as client:
         result = download_many_to_store(
             client,
@@ -139,9 +142,26 @@ def download_partition(
             progress=None,
             expires_in_minutes=expires_in_minutes,
             merge=False,
-            run_id=attempt,
+            run_id=run_id or f"partition-{uuid.uuid4().hex[:8]}",
+            known_lines=known_lines,
         )
     return [item_to_dict(item) for item in result.results]
+
+
+def manifest_lines(dest: str | os.PathLike[str], partitions: Sequence[Sequence[str]]) -> list[list[str]]:
+    """For each partition, the lines of `dest`'s `manifest.jsonl` about its calls (one read of
+    the manifest for all of them; pass each list as `known_lines`)."""
+    from ._batch import parse_line
+    from ._object_store import open_store, stream_lines
+    from ._paths import MANIFEST_NAME
+
+    where = {cid: n for n, part in enumerate(partitions) for cid in part}
+    out: list[list[str]] = [[] for _ in partitions]
+    for line in stream_lines(open_store(store_url(dest)), MANIFEST_NAME):
+        entry = parse_line(line)
+        if entry is not None and entry["call_id"] in where:
+            out[where[entry["call_id"]]].append(line.decode("utf-8", errors="replace"))
+    return out
 
 
 def merge_manifest(dest: str | os.PathLike[str]) -> int | None:
