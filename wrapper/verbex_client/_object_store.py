@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+from urllib.request import url2pathname
 
 import attrs
 
@@ -176,8 +177,7 @@ def open_store(url: str) -> StoreDest:
         options["allow_http"] = True  # given options replace obstore's reading of the environment
     try:
         if scheme == "file":
-            path = normalised[len("file://") :]
-            os.makedirs(path, exist_ok=True)
+            os.makedirs(url2pathname(urlsplit(normalised).path), exist_ok=True)
             store = obstore.store.from_url(normalised)
         else:
             config: dict[str, Any] = {}

@@ -92,8 +92,9 @@ def store_url(dest: str | os.PathLike[str]) -> str:
         return dest
     if not isinstance(dest, str | os.PathLike):
         raise TypeError(f"dest must be a URL or a path, not {type(dest).__name__}")
-    path = os.path.abspath(os.fspath(dest))
-    return "file://" + path.replace(os.sep, "/").rstrip("/") + "/"
+    from pathlib import Path
+
+    return Path(os.path.abspath(os.fspath(dest))).as_uri().rstrip("/") + "/"  # file:///C:/... on Windows
 
 
 def split(ids: Sequence[str], partitions: int) -> list[list[str]]:
