@@ -325,3 +325,13 @@ def test_cli_with_a_scheduler_that_does_not_answer(sb: Sandbox, bucket: str) -> 
     assert f"error: cannot reach the Dask scheduler at {address}" in out.stderr
     assert time.monotonic() - started < 30
     assert sb.requests == []
+
+
+def test_without_the_dask_extra_the_error_names_the_pip_command(
+    sb: Sandbox, moto: MotoS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if Dask were not installed
+    monkeypatch.delitem(sys.modules, "verbex_client._dask", raising=False)
+    with pytest.raises(vc.ConfigurationError, match=r"pip install 'verbex-client\[dask\]'"):
+        vd.download_many(IDS[:2], f"s3://{bucket}/x/", object(), settings=settings(sb))
+    assert sb.requests == []
