@@ -179,6 +179,27 @@ def test_a_body_corrupted_by_storage_never_appears_under_its_key(
     assert_all_landed(moto, bucket, "c/", ids)
 
 
+def test_items_are_reported_as_the_workers_finish_them(
+    sb: Sandbox, cluster: Any, moto: MotoS3, bucket: str
+) -> None:
+    """on_item is fed from the workers as each call ends, not when its partition returns."""
+    ids = IDS[200:210]
+    sb.delay_next(2.0, target="storage")  # one recording's storage reply is held back 2 s
+    reported: dict[str, float] = {}
+    result = run(
+        sb,
+        cluster,
+        ids,
+        f"s3://{bucket}/live/",
+        concurrency=2,
+        partitions=1,
+        on_item=lambda item: reported.setdefault(item.call_id, time.monotonic()),
+    )
+    ended = time.monotonic()
+    assert result.ok and sorted(reported) == sorted(ids)
+    assert min(reported.values()) < ended - 1.0  # while the one partition was still running
+
+
 class PinnedPartitions:
     """The real Dask client, with partition n sent to worker `pins[n]` (to make one fail)."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -43,6 +44,13 @@ class ApiKeyPlugin(WorkerPlugin):
 
     def __repr__(self) -> str:
         return "ApiKeyPlugin(api_key=<hidden>)"
+
+
+def run_partition(topic: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """The task: `download_partition` on this worker, each item's dict sent back at once as a
+    Dask event under `topic` (the worker is looked up here, on the task's thread)."""
+    worker = dask.get_worker()
+    return download_partition(*args, on_item=lambda item: worker.log_event(topic, item), **kwargs)
 
 
 @contextlib.contextmanager
@@ -111,9 +119,13 @@ def run_partitions(
     merge_manifest(dest)  # what earlier, interrupted runs left in segments: one manifest to read
     known = manifest_lines(dest_url, chunks)
     batch = uuid.uuid4().hex[:8]
+    topic = f"verbex-items-{batch}"
+    events: queue.Queue[dict[str, Any]] = queue.Queue()
+    dask_client.subscribe_topic(topic, lambda event: events.put(event[1]))  # on the client's loop
     futures = {
         dask_client.submit(
-            download_partition,
+            run_partition,
+            topic,
             settings,
             chunk,
             dest_url,
@@ -128,19 +140,41 @@ def run_partitions(
         for n, chunk in enumerate(chunks)
     }
     del known
+    wanted = set(ids)
+    reported: set[str] = set()
     items: dict[str, BatchItem] = {}
-    try:
-        for future in dask.as_completed(list(futures), loop=dask_client.loop):
-            chunk = futures[future]
+
+    def tell(item: BatchItem) -> None:
+        if item.call_id in wanted and item.call_id not in reported:  # once per call id
+            reported.add(item.call_id)
+            if on_item is not None:
+                on_item(item)
+
+    def drain() -> None:
+        while True:
             try:
-                got = [item_from_dict(d) for d in future.result()]
-            except Exception as error:  # this partition only: the others keep their results
-                got = _partition_failed(chunk, error)
-            for item in got:
-                items[item.call_id] = item
-                if on_item is not None:
-                    on_item(item)
+                tell(item_from_dict(events.get_nowait()))
+            except queue.Empty:
+                return
+
+    pending = list(futures)
+    try:
+        while pending:
+            with contextlib.suppress(queue.Empty):  # workers' events as they come
+                tell(item_from_dict(events.get(timeout=0.1)))  # a finished partition within 0.1 s
+            drain()
+            for future in [f for f in pending if f.done()]:
+                pending.remove(future)
+                chunk = futures[future]
+                try:
+                    got = [item_from_dict(d) for d in future.result()]
+                except Exception as error:  # this partition only: the others keep their results
+                    got = _partition_failed(chunk, error)
+                for item in got:
+                    items[item.call_id] = item
+                    tell(item)
     finally:
+        dask_client.unsubscribe_topic(topic)
         for future in futures:
             future.release()
     merge_manifest(dest)

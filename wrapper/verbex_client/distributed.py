@@ -122,6 +122,7 @@ def download_partition(
     overwrite: bool = False,
     run_id: str | None = None,
     known_lines: Sequence[str] | None = None,
+    on_item: Callable[[dict[str, Any]], object] | None = None,
 ) -> list[dict[str, Any]]:
     """Run one partition of a batch here: `download_many(call_ids, dest)` with a client of our
     own. Returns one plain dict per call (`item_from_dict` makes it a `BatchItem` again).
@@ -130,6 +131,7 @@ def download_partition(
     the partition is run again); `merge_manifest(dest)` folds them in once every partition
     ended. `known_lines`: this partition's lines of `manifest.jsonl`, read once by the runner
     (`manifest_lines`); without them each partition reads the whole manifest itself.
+    `on_item(item_dict)` is called as each call's outcome is known (to stream progress back).
     """
     from ._object_store import download_many_to_store
 
@@ -145,6 +147,7 @@ def download_partition(
             merge=False,
             run_id=run_id or f"partition-{uuid.uuid4().hex[:8]}",
             known_lines=known_lines,
+            on_item=None if on_item is None else (lambda item: on_item(item_to_dict(item))),
         )
     return [item_to_dict(item) for item in result.results]
 
@@ -261,7 +264,8 @@ def download_many(
     the task graph); otherwise workers read `VERBEX_API_KEY`. The destination is checked
     before anything is submitted. A partition that fails (its worker died too often, no key
     on the worker) marks its own ids failed; every other partition's results are kept.
-    `on_item` is called on this machine as each partition's results arrive.
+    `on_item` is called here once per call id, as the workers report each outcome (streamed
+    back as Dask events), and for a partition that failed as a whole when it ends.
     """
     from ._dask import run_partitions
 
