@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import cloudpickle
 import google_crc32c
 import pytest
 from _moto import MotoS3, moto_s3
@@ -100,9 +100,14 @@ def test_a_batch_of_200_lands_byte_identical_and_a_rerun_calls_no_api(
 ) -> None:
     ids = IDS[:200]
     seen: list[str] = []
+    recorder = PinnedPartitions(cluster)
     result = run(
-        sb, cluster, ids, f"s3://{bucket}/archive/", concurrency=4, on_item=lambda i: seen.append(i.call_id)
+        sb, recorder, ids, f"s3://{bucket}/archive/", concurrency=4, on_item=lambda i: seen.append(i.call_id)
     )
+    # The key went to the workers once, by plugin: no task carries it (its function, arguments
+    # and options, pickled as Dask sends them).
+    assert len(recorder.submitted) >= 2
+    assert all(sb.api_key.encode() not in cloudpickle.dumps(task) for task in recorder.submitted)
     assert result.ok, [str(i.error) for i in result.failed][:3]
     assert [i.call_id for i in result.results] == ids and sorted(seen) == sorted(ids)
     assert all(
@@ -201,16 +206,18 @@ def test_items_are_reported_as_the_workers_finish_them(
 
 
 class PinnedPartitions:
-    """The real Dask client, with partition n sent to worker `pins[n]` (to make one fail)."""
+    """The real Dask client, recording every task; partition n goes to worker `pins[n]` when
+    pins are given (to make one fail)."""
 
-    def __init__(self, client: Any, pins: list[str]) -> None:
+    def __init__(self, client: Any, pins: list[str] | None = None) -> None:
         self._client, self._pins = client, pins
-        self.submitted: list[tuple[Any, ...]] = []
+        self.submitted: list[Any] = []
 
     def submit(self, fn: Any, *args: Any, key: str, **kwargs: Any) -> Any:
-        self.submitted.append(args)
-        worker = self._pins[int(key.rsplit("-", 1)[1])]
-        return self._client.submit(fn, *args, key=key, workers=[worker], allow_other_workers=False, **kwargs)
+        self.submitted.append((fn, args, dict(kwargs)))
+        if self._pins is not None:
+            kwargs.update(workers=[self._pins[int(key.rsplit("-", 1)[1])]], allow_other_workers=False)
+        return self._client.submit(fn, *args, key=key, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -233,8 +240,6 @@ def test_a_failed_partition_loses_no_other_partition_s_results(
             assert isinstance(item.error, vc.ConfigurationError) and "VERBEX_API_KEY" in str(item.error)
         assert_all_landed(moto, bucket, "p/", second)
         assert all(not moto.exists(bucket, f"p/{cid}.ogg") for cid in first)
-        # The API key never travelled in a task: only settings, ids and the destination did.
-        assert all(sb.api_key.encode() not in pickle.dumps(args) for args in pinned.submitted)
     finally:
         vd.download_many(ids[:1], f"s3://{bucket}/warm/", cluster, settings=settings(sb), api_key=sb.api_key)
 
