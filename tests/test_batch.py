@@ -332,3 +332,23 @@ def test_on_item_must_be_callable(mode: str, sb: Sandbox, tmp_path: Path) -> Non
     with pytest.raises(TypeError, match="on_item"):
         many(mode, sb, ["call-0"], tmp_path, on_item="nope")
     assert sb.api_requests() == []
+
+
+def test_a_raising_on_item_stops_the_batch_without_waiting_out_a_stalled_read(
+    sb: Sandbox, tmp_path: Path
+) -> None:
+    """A closed stdout in the CLI is on_item raising: the batch must end within the 2 s grace,
+    not after the stalled download's 30 s read timeout."""
+
+    class Closed(Exception):
+        pass
+
+    sb.stall_next_download(100_000, seconds=30)  # the first download stalls mid-body
+
+    def on_item(item: vc.BatchItem) -> None:
+        raise Closed
+
+    started = time.monotonic()
+    with sb.client() as client, pytest.raises(Closed):
+        client.recordings.download_many(list(RECORDINGS), tmp_path, concurrency=2, on_item=on_item)
+    assert time.monotonic() - started < 10

@@ -642,3 +642,11 @@ def test_a_closed_client_refuses_downloads_with_client_closed_error(
 
         asyncio.run(run())
     assert sb.requests == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_single_download_to_a_url_is_refused_before_any_request(
+    mode: str, sb: Sandbox, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="download_many destination"):
+        download(mode, sb, "s3://bucket/prefix/")
+    assert sb.requests == [] and not Path("s3:").exists()

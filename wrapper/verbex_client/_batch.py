@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from ._download import Cancelled, FinishedElsewhere, adownload, download
+from ._exceptions import ConfigurationError
 from ._files import TargetExists
 from ._models import DownloadResult, SignedRecordingUrl
 from ._paths import MANIFEST_NAME, name_key, with_tag
@@ -31,6 +32,7 @@ from ._validation import check_bool, check_call_id, check_expires_in_minutes, ch
 if TYPE_CHECKING:
     from ._client import AsyncVerbex, Verbex
 
+SCHEMES = ("s3", "gs", "file")  # destinations that go to an object store (see _object_store)
 BatchProgress = Callable[[str, int, "int | None"], None]
 OnItem = Callable[["BatchItem"], object]
 Status = Literal["downloaded", "skipped", "failed"]
@@ -38,13 +40,23 @@ Status = Literal["downloaded", "skipped", "failed"]
 
 @attrs.frozen
 class BatchItem:
-    """The outcome for one call id: `status` is "downloaded", "skipped" or "failed"."""
+    """The outcome for one call id: `status` is "downloaded", "skipped" or "failed".
+
+    `path` is the local file; with an object-store destination it is None and `url` names
+    the object (`s3://bucket/prefix/name`).
+    """
 
     call_id: str
     status: Status
     path: Path | None = None
     error: Exception | None = None
     bytes: int = 0
+    url: str | None = None
+
+    @property
+    def location(self) -> str | None:
+        """Where the recording is: the object's URL or the file's path (None when it failed)."""
+        return self.url if self.url is not None else (str(self.path) if self.path is not None else None)
 
 
 @attrs.frozen
@@ -79,33 +91,101 @@ class BatchResult:
             raise ExceptionGroup(f"{len(errors)} of {len(self.results)} downloads failed", errors)
 
 
-class Manifest:
-    """Reads the finished entries of `manifest.jsonl` and appends new ones, one line at a time."""
+def is_store_url(dest: str) -> bool:
+    """`s3://`, `gs://` or `file://`: an object-store destination (anything else is a local path)."""
+    scheme, sep, _ = dest.partition("://")
+    return bool(sep) and scheme.lower() in SCHEMES
 
-    def __init__(self, dest_dir: Path, *, fsync: bool = True) -> None:
-        self.dest_dir = dest_dir
-        self.fsync = fsync
-        self.path = dest_dir / MANIFEST_NAME
+
+def parse_line(line: str | bytes) -> dict[str, Any] | None:
+    """One manifest line's entry, or None for a line that is not one (a torn last line from a
+    crash: that download is simply redone)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) and isinstance(entry.get("call_id"), str) else None
+
+
+class ManifestBase:
+    """What every destination's manifest shares: the finished entries, read from JSON lines,
+    the entry a finished download adds, and the name-collision rule (`claim`).
+
+    Subclasses say where the lines live and whether a name is taken outside this batch
+    (`_taken_elsewhere`): a file in the directory, or another process's claim in a bucket.
+    """
+
+    def __init__(self) -> None:
         self.entries: dict[str, dict[str, Any]] = {}
         # name_key(file name) -> the call id writing or owning it: names one file on a
         # case-insensitive file system (macOS, Windows) are one name here too.
         self._claims: dict[str, str] = {}
-        self._present: dict[str, str] | None = None  # name_key -> the name of a file already in dest
         self._lock = threading.Lock()
+
+    def _load_lines(
+        self, lines: str | Iterable[str | bytes], keep: Callable[[str], bool] | None = None
+    ) -> None:
+        """Add the entries of manifest lines (a later line for a call wins); `keep` filters call ids."""
+        for line in lines.splitlines() if isinstance(lines, str) else lines:
+            entry = parse_line(line)
+            if entry is None or (keep is not None and not keep(entry["call_id"])):
+                continue
+            self.entries[entry["call_id"]] = entry
+            if isinstance(entry.get("file"), str):
+                self._claims[name_key(entry["file"])] = entry["call_id"]
+
+    def _taken_elsewhere(self, name: str, call_id: str) -> bool:
+        """Whether `name` belongs to something outside this batch's claims (see subclasses)."""
+        return False
+
+    def claim(self, call_id: str, name: str) -> str:
+        """The file name `call_id` writes: `name`, or `<stem>.<call_id><suffix>` when another
+        call of this batch or of the manifest already has it, or a file in dest differs from it
+        only by case (APIs may reuse file names; macOS and Windows fold case).
+        """
+        candidate, n = name, 1
+        while True:
+            with self._lock:
+                mine = self._claims.setdefault(name_key(candidate), call_id) == call_id
+            if mine and not self._taken_elsewhere(candidate, call_id):
+                return candidate
+            n += 1
+            candidate = with_tag(name, call_id if n == 2 else f"{call_id}.{n - 1}")
+
+    @staticmethod
+    def entry_for(
+        call_id: str, file_name: str, size: int, crc32c: str | None, md5: str | None
+    ) -> dict[str, Any]:
+        """The manifest line of a verified download (`file` is the name inside dest)."""
+        return {
+            "call_id": call_id,
+            "file": file_name,
+            "bytes": size,
+            "crc32c": crc32c,
+            "md5": md5,
+            "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+
+    @staticmethod
+    def line_of(entry: dict[str, Any]) -> bytes:
+        return (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+class Manifest(ManifestBase):
+    """`dest_dir/manifest.jsonl`: reads the finished entries and appends new ones, one line at a time."""
+
+    def __init__(self, dest_dir: Path, *, fsync: bool = True) -> None:
+        super().__init__()
+        self.dest_dir = dest_dir
+        self.fsync = fsync
+        self.path = dest_dir / MANIFEST_NAME
+        self._present: dict[str, str] | None = None  # name_key -> the name of a file already in dest
         self._fd: int | None = None
         self._closer: weakref.finalize[[int], Manifest] | None = None
         if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line from a crash: that download is simply redone
-                if isinstance(entry, dict) and isinstance(entry.get("call_id"), str):
-                    self.entries[entry["call_id"]] = entry
-                    if isinstance(entry.get("file"), str):
-                        self._claims[name_key(entry["file"])] = entry["call_id"]
+            self._load_lines(self.path.read_text(encoding="utf-8", errors="replace"))
 
-    def _taken_by_other_file(self, name: str) -> bool:
+    def _taken_elsewhere(self, name: str, call_id: str) -> bool:
         """A file already in dest whose name differs from `name` only by case or normalisation."""
         if self._present is None:
             try:
@@ -114,20 +194,6 @@ class Manifest:
                 self._present = {}
         present = self._present.get(name_key(name))
         return present is not None and present != name
-
-    def claim(self, call_id: str, name: str) -> str:
-        """The file name `call_id` writes: `name`, or `<stem>.<call_id><suffix>` when another
-        call of this batch or of the manifest already has it, or a file in dest differs from it
-        only by case (APIs may reuse file names; macOS and Windows fold case).
-        """
-        with self._lock:
-            candidate, n = name, 1
-            while self._claims.setdefault(
-                name_key(candidate), call_id
-            ) != call_id or self._taken_by_other_file(candidate):
-                n += 1
-                candidate = with_tag(name, call_id if n == 2 else f"{call_id}.{n - 1}")
-            return candidate
 
     def finished(self, call_id: str) -> BatchItem | None:
         """A "skipped" item when the manifest lists the call and its file is there at that size."""
@@ -145,15 +211,8 @@ class Manifest:
         return BatchItem(call_id, "skipped", path, None, entry["bytes"])
 
     def append(self, result: DownloadResult) -> None:
-        entry = {
-            "call_id": result.call_id,
-            "file": result.path.name,
-            "bytes": result.bytes,
-            "crc32c": result.crc32c,
-            "md5": result.md5,
-            "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        }
-        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        entry = self.entry_for(result.call_id, result.path.name, result.bytes, result.crc32c, result.md5)
+        line = self.line_of(entry)
         with self._lock:
             if self._fd is None:
                 # Opened once per batch (not per line); closed by close(), or when the last
@@ -186,24 +245,38 @@ def plan_batch(
     on_item: object = None,
 ) -> tuple[list[str], Manifest]:
     """Validate everything before any request; distinct ids in input order, and the manifest."""
+    ids = check_batch_args(call_ids, concurrency, expires_in_minutes, progress, overwrite, fsync, on_item)
+    if not isinstance(dest_dir, str | os.PathLike):
+        raise TypeError(f"dest_dir must be a str or os.PathLike, not {type(dest_dir).__name__}")
+    directory = Path(dest_dir)
+    if directory.exists() and not directory.is_dir():
+        raise TargetExists(directory, "and is not a directory: name a directory for several recordings")
+    directory.mkdir(parents=True, exist_ok=True)
+    return ids, Manifest(directory, fsync=bool(fsync))
+
+
+def check_batch_args(
+    call_ids: Iterable[str],
+    concurrency: object,
+    expires_in_minutes: object,
+    progress: object,
+    overwrite: object,
+    fsync: object,
+    on_item: object,
+) -> list[str]:
+    """The checks every destination makes before any request; the distinct ids in input order."""
     if isinstance(call_ids, str | bytes):
         raise TypeError("call_ids must be an iterable of call id strings, not a single string")
     ids = list(dict.fromkeys(check_call_id(c) for c in call_ids))
     check_positive_int("concurrency", concurrency)
     check_expires_in_minutes(expires_in_minutes)
     check_bool("overwrite", overwrite)
-    fsync = check_bool("fsync", fsync)
-    if not isinstance(dest_dir, str | os.PathLike):
-        raise TypeError(f"dest_dir must be a str or os.PathLike, not {type(dest_dir).__name__}")
+    check_bool("fsync", fsync)
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable as progress(call_id, bytes_done, bytes_total_or_None)")
     if on_item is not None and not callable(on_item):
         raise TypeError("on_item must be callable as on_item(batch_item)")
-    directory = Path(dest_dir)
-    if directory.exists() and not directory.is_dir():
-        raise TargetExists(directory, "and is not a directory: name a directory for several recordings")
-    directory.mkdir(parents=True, exist_ok=True)
-    return ids, Manifest(directory, fsync=fsync)
+    return ids
 
 
 def _per_call(progress: BatchProgress | None, call_id: str) -> Callable[[int, int | None], None] | None:
@@ -218,6 +291,9 @@ def _failed(call_id: str, error: Exception) -> BatchItem:
     return BatchItem(call_id, "failed", None, error)
 
 
+Work = Callable[[str, SignedRecordingUrl, Callable[[], None], threading.Event], BatchItem]
+
+
 def download_many(
     client: Verbex,
     call_ids: Iterable[str],
@@ -230,6 +306,20 @@ def download_many(
     fsync: bool = True,
     on_item: OnItem | None = None,
 ) -> BatchResult:
+    if isinstance(dest_dir, str) and is_store_url(dest_dir):
+        from ._object_store import download_many_to_store
+
+        return download_many_to_store(
+            client,
+            call_ids,
+            dest_dir,
+            concurrency=concurrency,
+            overwrite=overwrite,
+            progress=progress,
+            expires_in_minutes=expires_in_minutes,
+            fsync=fsync,
+            on_item=on_item,
+        )
     ids, manifest = plan_batch(
         call_ids,
         dest_dir,
@@ -240,25 +330,14 @@ def download_many(
         fsync=fsync,
         on_item=on_item,
     )
-    items = {cid: done for cid in ids if (done := manifest.finished(cid)) is not None}
-    todo = [cid for cid in ids if cid not in items]
-    report_lock = threading.Lock()  # on_item is never called by two workers at once
+    reporter = Reporter(ids, on_item)
+    for cid in ids:
+        if (done := manifest.finished(cid)) is not None:
+            reporter.report(done)
 
-    def report(item: BatchItem) -> None:
-        items[item.call_id] = item
-        if on_item is not None:
-            with report_lock:
-                on_item(item)
-
-    for item in list(items.values()):
-        report(item)
-    cancel = threading.Event()
-    interrupted: list[BaseException] = []
-    workers = min(finishing_workers(concurrency, fsync=fsync), len(todo))
-    signed = _SigningAhead(client, todo, concurrency, workers, expires_in_minutes, cancel)
-    receiving = threading.Semaphore(concurrency)  # bodies received at once (see _HeldSlot)
-
-    def work(call_id: str, url: SignedRecordingUrl, received: Callable[[], None]) -> BatchItem:
+    def work(
+        call_id: str, url: SignedRecordingUrl, received: Callable[[], None], cancel: threading.Event
+    ) -> BatchItem:
         try:
             result = download(
                 client,
@@ -277,6 +356,61 @@ def download_many(
             return _failed(call_id, error)
         manifest.append(result)
         return BatchItem(call_id, "downloaded", result.path, None, result.bytes)
+
+    run_signed(
+        client,
+        reporter.pending(),
+        concurrency=concurrency,
+        workers=finishing_workers(concurrency, fsync=fsync),
+        expires_in_minutes=expires_in_minutes,
+        work=work,
+        report=reporter.report,
+    )
+    manifest.close()
+    return reporter.result()
+
+
+class Reporter:
+    """The batch's items as they become known; `on_item` is never called by two threads at once."""
+
+    def __init__(self, ids: list[str], on_item: OnItem | None) -> None:
+        self.ids, self._on_item = ids, on_item
+        self.items: dict[str, BatchItem] = {}
+        self._lock = threading.Lock()
+
+    def report(self, item: BatchItem) -> None:
+        self.items[item.call_id] = item
+        if self._on_item is not None:
+            with self._lock:
+                self._on_item(item)
+
+    def pending(self) -> list[str]:
+        return [cid for cid in self.ids if cid not in self.items]
+
+    def result(self) -> BatchResult:
+        return BatchResult(tuple(self.items[cid] for cid in self.ids))
+
+
+def run_signed(
+    client: Verbex,
+    todo: list[str],
+    *,
+    concurrency: int,
+    workers: int,
+    expires_in_minutes: int,
+    work: Work,
+    report: Callable[[BatchItem], None],
+) -> None:
+    """Sign `todo`'s URLs ahead and run `work` on at most `concurrency` of them at once (each
+    gives its slot back through `received` once its body is in); every outcome to `report`.
+
+    The destination is `work`'s business: a directory (`download`) or an object store.
+    """
+    cancel = threading.Event()
+    interrupted: list[BaseException] = []
+    workers = min(workers, len(todo))
+    signed = _SigningAhead(client, todo, concurrency, workers, expires_in_minutes, cancel)
+    receiving = threading.Semaphore(concurrency)  # bodies received at once (see _HeldSlot)
 
     def guarded(body: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -299,7 +433,7 @@ def download_many(
                     return
                 call_id, url = job
                 report(
-                    work(call_id, url, slot.release)
+                    work(call_id, url, slot.release, cancel)
                     if isinstance(url, SignedRecordingUrl)
                     else _failed(call_id, url)
                 )
@@ -321,7 +455,9 @@ def download_many(
         thread.start()
     try:
         for thread in threads:
-            while thread.is_alive():
+            # An interruption (a callback raised: Ctrl-C, a closed stdout) stops waiting at once:
+            # _stop gives workers a moment, not a stalled read's whole timeout.
+            while thread.is_alive() and not interrupted:
                 thread.join(0.2)
     except BaseException:
         _stop(cancel, threads)
@@ -329,8 +465,6 @@ def download_many(
     if interrupted:
         _stop(cancel, threads)
         raise interrupted[0]
-    manifest.close()
-    return BatchResult(tuple(items[cid] for cid in ids))
 
 
 def finishing_workers(concurrency: int, *, fsync: bool) -> int:
@@ -459,6 +593,12 @@ async def adownload_many(
     fsync: bool = True,
     on_item: OnItem | None = None,
 ) -> BatchResult:
+    if isinstance(dest_dir, str) and is_store_url(dest_dir):
+        raise ConfigurationError(
+            "AsyncVerbex.download_many writes to local directories only; for an object-store "
+            f"destination ({dest_dir.split('://', 1)[0]}://...) use Verbex.download_many or "
+            "verbex_client.distributed.download_many"
+        )
     ids, manifest = plan_batch(
         call_ids,
         dest_dir,

@@ -199,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"signed URL lifetime, 1 to {MAX_EXPIRY_MINUTES} (default: 10)",
     )
+    download.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: tcp://host:8786, or local:N for N local workers "
+        "(-o then names s3://, gs://, file:// or a shared directory; needs verbex-client[dask])",
+    )
 
     # Its options belong to verbex_client.testing (one set for both commands): run() hands
     # everything after `sandbox` over, `--help` included.
@@ -361,6 +367,8 @@ def _names_directory(dest: str) -> bool:
 
 def _check_destination(dest: str, calls: int) -> bool:
     """Whether the calls go into a directory; usage errors for a destination that cannot work."""
+    if "://" in dest:  # s3://, gs://, file://: a prefix in object storage, checked by the library
+        return True
     if os.path.isdir(dest):
         return True
     if _names_directory(dest):
@@ -388,14 +396,30 @@ def cmd_download(args: argparse.Namespace) -> int:
     # piped or redirected, each line goes out as soon as its call is done.
     lines = not args.quiet and not (bars and sys.stdout.isatty())
     stopped, status = "", EXIT_OK
+    to_store = "://" in dest
     with _client(args) as client:
-        if into_dir:
+        if into_dir and not to_store:
             os.makedirs(dest, exist_ok=True)
         display = _ProgressDisplay(distinct) if bars else None
         report = _Report(args, display, lines=lines, api_host=_api_host(args))
         try:
             with display if display is not None else contextlib.nullcontext():
-                if len(distinct) == 1:  # a single call writes no manifest, into a directory too
+                if args.dask:
+                    from .distributed import download_many_on
+
+                    download_many_on(
+                        args.dask,
+                        client,
+                        ids,
+                        dest,
+                        concurrency=args.concurrency,
+                        overwrite=args.overwrite,
+                        expires_in_minutes=args.expires_in_minutes,
+                        progress=display.progress if display is not None else None,
+                        on_item=report,
+                        connect_timeout=args.timeout,
+                    )
+                elif len(distinct) == 1 and not to_store:  # one call: no manifest, into a directory too
                     _download_one(client, distinct[0], dest, args, display, report)
                 else:
                     client.recordings.download_many(
@@ -476,14 +500,14 @@ class _Report:
         elif item.status == "failed":
             _print_error(f"{item.call_id}: {self.reason(item)}")
         elif self.lines:
-            print(f"{item.status} {item.call_id} -> {item.path} ({human_bytes(item.bytes)})", flush=True)
+            print(f"{item.status} {item.call_id} -> {item.location} ({human_bytes(item.bytes)})", flush=True)
 
     def as_json(self, item: BatchItem) -> str:
         return json.dumps(
             {
                 "call_id": item.call_id,
                 "status": item.status,
-                "path": str(item.path) if item.path else None,
+                "path": item.location,
                 "bytes": item.bytes,
                 "error": self.reason(item) if item.error else None,
             }
@@ -517,7 +541,7 @@ class _Report:
         downloaded, skipped, failed = self._with("downloaded"), self._with("skipped"), self._with("failed")
         if downloaded and (len(downloaded) <= MAX_LISTED or not manifest):
             lines.append("written:")
-            lines += [f"  {item.path} ({human_bytes(item.bytes)})" for item in downloaded]
+            lines += [f"  {item.location} ({human_bytes(item.bytes)})" for item in downloaded]
         elif downloaded:
             lines.append(f"written: {len(downloaded)} files in {dest}, each listed in {manifest_path}")
         if skipped:

@@ -97,6 +97,11 @@ def check_download_args(
     check_bool("fsync", fsync)
     if not isinstance(dest, str | os.PathLike):
         raise TypeError(f"dest must be a str or os.PathLike, not {type(dest).__name__}")
+    if isinstance(dest, str) and "://" in dest:
+        raise ValueError(
+            f"dest {dest!r} is a URL: a single download writes a local file; "
+            "object storage is a download_many destination"
+        )
     if progress is not None and not callable(progress):
         raise TypeError("progress must be callable as progress(bytes_done, bytes_total_or_None)")
     return call_id, expires_in_minutes, Path(dest)  # type: ignore[return-value]
