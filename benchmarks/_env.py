@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -259,7 +260,11 @@ class Nginx:
     }}{gcs_location(d.path.parent, d.goog_hash)}
   }}"""
                 )
+        # Started as root, nginx's workers drop to `nobody`, who cannot read a checkout in a
+        # private directory (mktemp -d): they run as us instead (127.0.0.1 only, our own files).
+        user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
         return f"""
+{user}
 worker_processes 1;
 daemon off;
 pid {self.work}/nginx.pid;
