@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -262,7 +261,11 @@ class Nginx:
                 )
         # Started as root, nginx's workers drop to `nobody`, who cannot read a checkout in a
         # private directory (mktemp -d): they run as us instead (127.0.0.1 only, our own files).
-        user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+        user = ""
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            import pwd
+
+            user = f"user {pwd.getpwuid(os.geteuid()).pw_name};"
         return f"""
 {user}
 worker_processes 1;
