@@ -650,3 +650,22 @@ def test_a_single_download_to_a_url_is_refused_before_any_request(
     with pytest.raises(ValueError, match="download_many destination"):
         download(mode, sb, "s3://bucket/prefix/")
     assert sb.requests == [] and not Path("s3:").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"verify": 5}, TypeError),
+        ({"proxy": 8080}, TypeError),
+        ({"proxy": "ftp://proxy.example:21"}, ValueError),
+        ({"trust_env": "no"}, TypeError),
+        ({"allow_insecure_storage": 1}, TypeError),
+    ],
+)
+def test_network_options_are_checked_at_construction(
+    mode: str, sb: Sandbox, options: dict[str, Any], error: type[Exception]
+) -> None:
+    cls = vc.Verbex if mode == "sync" else vc.AsyncVerbex
+    with pytest.raises(error):
+        cls(api_key=sb.api_key, base_url=sb.base_url, **options)
+    assert sb.requests == []

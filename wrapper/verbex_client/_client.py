@@ -64,10 +64,6 @@ def _prepare(
     return options
 
 
-def _network(verify: object, proxy: object, trust_env: object) -> NetworkSettings:
-    return NetworkSettings(check_verify(verify), check_proxy(proxy), check_bool("trust_env", trust_env))
-
-
 class _Shared:
     """What a client and its `with_options` copies share besides the API pool: the network
     settings and the storage pools (made on first use, closed by the client that made them)."""
@@ -77,6 +73,14 @@ class _Shared:
         self.allow_insecure_storage = allow_insecure_storage
         self.sync_storage: SyncStorage | None = None
         self.async_storage: AsyncStorage | None = None
+
+    @classmethod
+    def of(cls, verify: object, proxy: object, trust_env: object, allow_insecure_storage: object) -> _Shared:
+        """From the constructor's arguments, checked."""
+        network = NetworkSettings(
+            check_verify(verify), check_proxy(proxy), check_bool("trust_env", trust_env)
+        )
+        return cls(network, check_bool("allow_insecure_storage", allow_insecure_storage))
 
 
 TransportT = TypeVar("TransportT", SyncTransport, AsyncTransport)
@@ -168,9 +172,8 @@ class Verbex(_ClientBase[SyncTransport]):
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError(f"http_client must be an httpx.Client, not {type(http_client).__name__}")
         options = _prepare(api_key, base_url, timeout, max_retries, default_headers)
-        network = _network(verify, proxy, trust_env)
-        shared = _Shared(network, check_bool("allow_insecure_storage", allow_insecure_storage))
-        self._setup(SyncTransport(options, http_client, network=network), shared)
+        shared = _Shared.of(verify, proxy, trust_env, allow_insecure_storage)
+        self._setup(SyncTransport(options, http_client, network=shared.network), shared)
 
     def _add_resources(self) -> None:
         self.recordings = Recordings(self)
@@ -253,9 +256,8 @@ class AsyncVerbex(_ClientBase[AsyncTransport]):
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(f"http_client must be an httpx.AsyncClient, not {type(http_client).__name__}")
         options = _prepare(api_key, base_url, timeout, max_retries, default_headers)
-        network = _network(verify, proxy, trust_env)
-        shared = _Shared(network, check_bool("allow_insecure_storage", allow_insecure_storage))
-        self._setup(AsyncTransport(options, http_client, network=network), shared)
+        shared = _Shared.of(verify, proxy, trust_env, allow_insecure_storage)
+        self._setup(AsyncTransport(options, http_client, network=shared.network), shared)
 
     def _add_resources(self) -> None:
         self.recordings = AsyncRecordings(self)
