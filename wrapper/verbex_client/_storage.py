@@ -132,7 +132,7 @@ class SyncStorage:
         self._ssl: Any = None
         self.closed = False
 
-    def _pool(self, proxy: str | None) -> urllib3.PoolManager:
+    def _pool_for(self, proxy: str | None) -> urllib3.PoolManager:
         with self._lock:
             if self.closed:
                 raise closed_error()
@@ -161,7 +161,7 @@ class SyncStorage:
         """One GET, its body not yet read; the connection goes back to the pool afterwards."""
         import urllib3
 
-        pool = self._pool(self._network.proxy_for(url))
+        pool = self._pool_for(self._network.proxy_for(url))
         response = pool.urlopen(
             "GET",
             str(url),
