@@ -74,6 +74,24 @@ class _Shared:
         self.sync_storage: SyncStorage | None = None
         self.async_storage: AsyncStorage | None = None
 
+    def sync(self) -> SyncStorage:
+        """The sync storage pools, made on first use (urllib3 loads only then)."""
+        if self.sync_storage is None:
+            from ._config import POOL_SIZE, USER_AGENT
+            from ._storage import SyncStorage
+
+            self.sync_storage = SyncStorage(self.network, USER_AGENT, POOL_SIZE)
+        return self.sync_storage
+
+    def async_(self) -> AsyncStorage:
+        """The async storage pool, made on first use."""
+        if self.async_storage is None:
+            from ._config import DEFAULT_LIMITS, USER_AGENT
+            from ._storage import AsyncStorage
+
+            self.async_storage = AsyncStorage(self.network, USER_AGENT, DEFAULT_LIMITS)
+        return self.async_storage
+
     @classmethod
     def of(cls, verify: object, proxy: object, trust_env: object, allow_insecure_storage: object) -> _Shared:
         """From the constructor's arguments, checked."""
@@ -179,15 +197,8 @@ class Verbex(_ClientBase[SyncTransport]):
         self.recordings = Recordings(self)
 
     def _storage_sync(self) -> SyncStorage:
-        """The storage pools, made on first use and shared with `with_options` copies."""
         self._check_open()
-        shared = self._shared
-        if shared.sync_storage is None:
-            from ._config import POOL_SIZE, USER_AGENT
-            from ._storage import SyncStorage
-
-            shared.sync_storage = SyncStorage(shared.network, USER_AGENT, POOL_SIZE)
-        return shared.sync_storage
+        return self._shared.sync()
 
     @overload
     def call(self, operation: Callable[..., Response[T]], /, **arguments: Any) -> T: ...
@@ -263,15 +274,8 @@ class AsyncVerbex(_ClientBase[AsyncTransport]):
         self.recordings = AsyncRecordings(self)
 
     def _storage_async(self) -> AsyncStorage:
-        """The storage pool, made on first use and shared with `with_options` copies."""
         self._check_open()
-        shared = self._shared
-        if shared.async_storage is None:
-            from ._config import DEFAULT_LIMITS, USER_AGENT
-            from ._storage import AsyncStorage
-
-            shared.async_storage = AsyncStorage(shared.network, USER_AGENT, DEFAULT_LIMITS)
-        return shared.async_storage
+        return self._shared.async_()
 
     @overload
     async def call(self, operation: Callable[..., Awaitable[Response[T]]], /, **arguments: Any) -> T: ...

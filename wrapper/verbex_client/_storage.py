@@ -116,17 +116,12 @@ class SyncStorage:
     """Blocking storage requests through urllib3 pools (one per proxy), thread-safe."""
 
     def __init__(self, network: NetworkSettings, user_agent: str, pool_size: int) -> None:
-        import http.client
-
         import urllib3
 
         self._network, self._user_agent, self._pool_size = network, user_agent, pool_size
-        # What a request or its body can raise on the wire (urllib3 wraps most; not all).
-        self.errors: tuple[type[BaseException], ...] = (
-            urllib3.exceptions.HTTPError,
-            http.client.HTTPException,
-            OSError,
-        )
+        # What a request or its body can raise on the wire: urllib3 wraps http.client's own
+        # errors (ProtocolError); a socket error may still arrive bare.
+        self.errors: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, OSError)
         self._pools: dict[str | None, urllib3.PoolManager] = {}
         self._lock = threading.Lock()
         self._ssl: Any = None
