@@ -14,9 +14,9 @@ from ._exceptions import VerbexError
 from ._logging import install_redaction, setup_from_env
 from ._models import APIResponse
 from ._network import NetworkSettings, Verify, check_proxy, check_verify
-from ._operations import call_result, operation_function
+from ._operations import call_result, operation_for
 from ._recordings import AsyncRecordings, Recordings
-from ._transport import AsyncTransport, SyncTransport, collect_final_responses, stop_collecting
+from ._transport import AsyncTransport, SyncTransport
 from ._validation import check_bool
 
 if TYPE_CHECKING:
@@ -216,18 +216,16 @@ class Verbex(_ClientBase[SyncTransport]):
         return self._call(operation, arguments).parsed
 
     def _call(self, operation: object, arguments: dict[str, Any]) -> APIResponse[Any]:
-        function = operation_function(operation, is_async=False)
-        responses, token = collect_final_responses()
-        detailed, failure = None, None
+        op, api = operation_for(operation, is_async=False), self._strict_api
+        response, parsed, failure = None, None, None
         try:
-            detailed = function(client=self._strict_api, **arguments)
+            response = api.get_httpx_client().request(**op.request(arguments))
+            parsed = op.parse(client=api, response=response)
         except VerbexError:
             raise
         except Exception as error:  # the generated parser's KeyError/TypeError/ValueError, ...
             failure = error
-        finally:
-            stop_collecting(token)
-        return call_result(self._transport, detailed, failure, responses)
+        return call_result(self._transport, parsed, failure, response)
 
     def close(self) -> None:
         """Close the connection pool (a client passed in as `http_client` is left open).
@@ -288,18 +286,16 @@ class AsyncVerbex(_ClientBase[AsyncTransport]):
         return (await self._call(operation, arguments)).parsed
 
     async def _call(self, operation: object, arguments: dict[str, Any]) -> APIResponse[Any]:
-        function = operation_function(operation, is_async=True)
-        responses, token = collect_final_responses()
-        detailed, failure = None, None
+        op, api = operation_for(operation, is_async=True), self._strict_api
+        response, parsed, failure = None, None, None
         try:
-            detailed = await function(client=self._strict_api, **arguments)
+            response = await api.get_async_httpx_client().request(**op.request(arguments))
+            parsed = op.parse(client=api, response=response)
         except VerbexError:
             raise
         except Exception as error:  # the generated parser's KeyError/TypeError/ValueError, ...
             failure = error
-        finally:
-            stop_collecting(token)
-        return call_result(self._transport, detailed, failure, responses)
+        return call_result(self._transport, parsed, failure, response)
 
     async def aclose(self) -> None:
         """Close the connection pool (a client passed in as `http_client` is left open).

@@ -9,14 +9,17 @@ match the spec, and those become `APIResponseValidationError`. Shared by
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
+import sys
 import traceback
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import httpx
 
 from . import _exceptions as exc
@@ -26,28 +29,71 @@ from ._parsing import invalid_reply
 from ._redact import scrub
 
 if TYPE_CHECKING:
-    from verbex_api.types import Response
-
     from ._transport import _BaseTransport
 
 SYNC_FUNCTION = "sync_detailed"
 ASYNC_FUNCTION = "asyncio_detailed"
+_JSON_ONLY = {"Content-Type": "application/json"}
+_RESOLVED: dict[tuple[object, bool], Operation] = {}  # generated operations are module-level: few
 
 
-def operation_function(operation: object, *, is_async: bool) -> Callable[..., Any]:
-    """The generated `sync_detailed`/`asyncio_detailed` to call: given, or taken from its module."""
+@attrs.frozen
+class Operation:
+    """A generated operation's two I/O-free halves: the request to send and the reply's parser.
+
+    They are the module's `_get_kwargs` and `_parse_response`, which its `sync_detailed` and
+    `asyncio_detailed` wrap (every module openapi-python-client writes has both). Sending the
+    request ourselves skips the generated `Response` wrapper around each reply (benchmarks/RESULTS.md,
+    per call), with the same request and the same model.
+    """
+
+    build: Callable[..., dict[str, Any]]
+    parse: Callable[..., Any]
+    preset: dict[str, Any] = attrs.field(factory=dict)  # a functools.partial's keywords
+
+    def request(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """httpx `request()` arguments for these operation arguments."""
+        kwargs = self.build(**({**self.preset, **arguments} if self.preset else arguments))
+        if kwargs.get("headers") == _JSON_ONLY and "json" in kwargs:
+            del kwargs["headers"]  # httpx sets exactly this for a json= body; merging it costs ~5 µs
+        return kwargs
+
+
+def operation_for(operation: object, *, is_async: bool) -> Operation:
+    """The generated operation `operation` names: its module or its `sync_detailed`/`asyncio_detailed`."""
+    if isinstance(operation, functools.partial):  # made per call, so never kept
+        if operation.args:
+            raise TypeError("a generated operation takes keyword arguments only")
+        return attrs.evolve(operation_for(operation.func, is_async=is_async), preset=operation.keywords)
+    key = (operation, is_async)
+    try:
+        return _RESOLVED[key]
+    except (KeyError, TypeError):  # not seen yet, or an unhashable object (refused below)
+        pass
+    resolved = _resolve(operation, is_async=is_async)
+    if len(_RESOLVED) < 4096:
+        _RESOLVED[key] = resolved
+    return resolved
+
+
+def _resolve(operation: object, *, is_async: bool) -> Operation:
     name = ASYNC_FUNCTION if is_async else SYNC_FUNCTION
     if isinstance(operation, ModuleType):
-        function: object = getattr(operation, name, None)  # the generator's fixed name, not a spec field
-        if not callable(function):
+        module: ModuleType | None = operation
+        if not callable(getattr(operation, name, None)):  # the generator's fixed name, not a spec field
             raise TypeError(f"{operation.__name__} is not a generated operation module (no {name})")
-        return function
-    if not callable(operation):
+    elif callable(operation):
+        if inspect.iscoroutinefunction(operation) != is_async:
+            other = "AsyncVerbex.call" if not is_async else "Verbex.call"
+            raise TypeError(f"{getattr(operation, '__name__', operation)!r} needs {other} (pass {name} here)")
+        module = sys.modules.get(getattr(operation, "__module__", None) or "")
+    else:
         raise TypeError(f"operation must be a generated operation module or its {name}, not {operation!r}")
-    if inspect.iscoroutinefunction(operation) != is_async:
-        other = "AsyncVerbex.call" if not is_async else "Verbex.call"
-        raise TypeError(f"{getattr(operation, '__name__', operation)!r} needs {other} (pass {name} here)")
-    return operation
+    build = getattr(module, "_get_kwargs", None)
+    parse = getattr(module, "_parse_response", None)
+    if not (callable(build) and callable(parse)):
+        raise TypeError(f"{operation!r} is not a generated operation (its module has no _get_kwargs)")
+    return Operation(build, parse)
 
 
 _ASSIGNED = re.compile(r"\s*(\w+)\s*=")
@@ -83,10 +129,7 @@ def _reason(failure: Exception, response: httpx.Response) -> str:
 
 
 def call_result(
-    owner: _BaseTransport,
-    detailed: Response[Any] | None,
-    failure: Exception | None,
-    responses: list[httpx.Response],
+    owner: _BaseTransport, parsed: Any, failure: Exception | None, response: httpx.Response | None
 ) -> APIResponse[Any]:
     """The parsed value with its httpx.Response, or the exception the outcome means (raised here).
 
@@ -94,7 +137,6 @@ def call_result(
     """
     from verbex_api.errors import UnexpectedStatus
 
-    response = responses[-1] if responses else None
     if response is None:  # never sent: the arguments (or the operation) were wrong
         if failure is None:
             raise TypeError("the operation did not send its request through this client")
@@ -109,5 +151,4 @@ def call_result(
         raise invalid_reply(response, f"status {response.status_code} is not documented for this operation")
     if failure is not None:
         raise invalid_reply(response, scrub(_reason(failure, response), (owner.options.api_key,)))
-    assert detailed is not None
-    return APIResponse(detailed.parsed, response)
+    return APIResponse(parsed, response)

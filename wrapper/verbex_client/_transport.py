@@ -16,7 +16,6 @@ blocks, so none carries an httpx error (whose text may quote the key) as its
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import random
 import time
@@ -43,12 +42,6 @@ if TYPE_CHECKING:
 # What the generated client's `token` holds: the key itself is added by our transport, so the
 # generated client (whose repr shows every field) never holds it.
 TOKEN_PLACEHOLDER = "(added by verbex_client's transport)"
-
-# `client.call` collects the final httpx.Response of its request here (APIResponse needs it);
-# a context variable, so concurrent calls on threads or tasks never see each other's.
-_FINAL_RESPONSES: contextvars.ContextVar[list[httpx.Response] | None] = contextvars.ContextVar(
-    "verbex_final_responses", default=None
-)
 
 Outcome = float | Exception | None  # retry after that many seconds / raise this / hand the response back
 Attempted = httpx.Response | float | Exception  # the reply to hand back, or what to do instead
@@ -240,22 +233,6 @@ class _BaseTransport:
         )
 
 
-def record_final_response(response: httpx.Response) -> None:
-    sink = _FINAL_RESPONSES.get()
-    if sink is not None:
-        sink.append(response)
-
-
-def collect_final_responses() -> tuple[list[httpx.Response], contextvars.Token[list[httpx.Response] | None]]:
-    """Start collecting the final responses of the requests made in this context (see client.call)."""
-    sink: list[httpx.Response] = []
-    return sink, _FINAL_RESPONSES.set(sink)
-
-
-def stop_collecting(token: contextvars.Token[list[httpx.Response] | None]) -> None:
-    _FINAL_RESPONSES.reset(token)
-
-
 class RetryingTransport(httpx.BaseTransport):
     """The httpx transport of every API request (sync): auth, retries, error mapping."""
 
@@ -267,7 +244,6 @@ class RetryingTransport(httpx.BaseTransport):
         while True:
             outcome = self._attempt(request, attempts)
             if isinstance(outcome, httpx.Response):
-                record_final_response(outcome)
                 return outcome
             if isinstance(outcome, Exception):
                 raise outcome
@@ -312,7 +288,6 @@ class AsyncRetryingTransport(httpx.AsyncBaseTransport):
         while True:
             outcome = await self._attempt(request, attempts)
             if isinstance(outcome, httpx.Response):
-                record_final_response(outcome)
                 return outcome
             if isinstance(outcome, Exception):
                 raise outcome
