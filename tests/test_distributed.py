@@ -261,6 +261,38 @@ def test_a_failed_partition_loses_no_other_partition_s_results(
         vd.download_many(ids[:1], f"s3://{bucket}/warm/", cluster, settings=settings(sb), api_key=sb.api_key)
 
 
+class FailingAfterItsWork(PinnedPartitions):
+    """Each partition does its work (its items reach us as events), then fails as a whole,
+    as when its worker is lost for good after the last call."""
+
+    def submit(self, fn: Any, *args: Any, key: str, **kwargs: Any) -> Any:
+        def then_fail(*a: Any, **k: Any) -> Any:
+            fn(*a, **k)
+            raise RuntimeError("the worker was lost")
+
+        return self._client.submit(then_fail, *args, key=key, **kwargs)
+
+
+def test_a_partition_that_failed_as_a_whole_keeps_what_its_worker_reported(
+    sb: Sandbox, cluster: Any, moto: MotoS3, bucket: str
+) -> None:
+    ids = IDS[:5]
+    heard: list[str] = []
+    result = run(
+        sb,
+        FailingAfterItsWork(cluster),
+        ids,
+        f"s3://{bucket}/lost/",
+        partitions=1,
+        on_item=lambda i: heard.append(i.call_id),
+    )
+    # Every object landed verified before the partition failed: the result says so.
+    assert [(i.call_id, i.status) for i in result.results] == [(cid, "downloaded") for cid in ids]
+    assert all(i.url == f"s3://{bucket}/lost/{i.call_id}.ogg" for i in result.results)
+    assert sorted(heard) == sorted(ids)
+    assert_all_landed(moto, bucket, "lost/", ids)
+
+
 def test_the_partition_function_runs_without_dask(
     sb: Sandbox, moto: MotoS3, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
