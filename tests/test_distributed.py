@@ -133,9 +133,21 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(
     pids_before = cluster.run(os.getpid)
     outcome: list[vc.BatchResult | BaseException] = []
 
+    heard: list[str] = []
+
     def batch() -> None:
         try:
-            outcome.append(run(sb, cluster, ids, f"s3://{bucket}/k/", concurrency=4, partitions=4))
+            outcome.append(
+                run(
+                    sb,
+                    cluster,
+                    ids,
+                    f"s3://{bucket}/k/",
+                    concurrency=4,
+                    partitions=4,
+                    on_item=lambda item: heard.append(item.call_id),
+                )
+            )
         except BaseException as error:
             outcome.append(error)
 
@@ -159,6 +171,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(
     assert result.ok, [str(i.error) for i in result.failed][:3]
     assert [i.call_id for i in result.results] == ids
     assert_all_landed(moto, bucket, "k/", ids)
+    assert sorted(heard) == sorted(ids)  # the rerun partition's calls reported once each
     manifest = [json.loads(line) for line in moto.read(bucket, "k/manifest.jsonl").splitlines()]
     assert sorted(e["call_id"] for e in manifest) == sorted(ids)
     # The worker really died (its nanny started a new process) while the batch ran.
@@ -184,25 +197,29 @@ def test_a_body_corrupted_by_storage_never_appears_under_its_key(
     assert_all_landed(moto, bucket, "c/", ids)
 
 
-def test_items_are_reported_as_the_workers_finish_them(
+def test_each_call_is_reported_as_its_worker_finishes_it(
     sb: Sandbox, cluster: Any, moto: MotoS3, bucket: str
 ) -> None:
-    """on_item is fed from the workers as each call ends, not when its partition returns."""
+    """on_item is fed from the workers as each call ends, not when its partition returns:
+    one recording of the only partition is held back until on_item has heard of another."""
     ids = IDS[200:210]
-    sb.delay_next(2.0, target="storage")  # one recording's storage reply is held back 2 s
-    reported: dict[str, float] = {}
-    result = run(
-        sb,
-        cluster,
-        ids,
-        f"s3://{bucket}/live/",
-        concurrency=2,
-        partitions=1,
-        on_item=lambda item: reported.setdefault(item.call_id, time.monotonic()),
-    )
-    ended = time.monotonic()
-    assert result.ok and sorted(reported) == sorted(ids)
-    assert min(reported.values()) < ended - 1.0  # while the one partition was still running
+    held = sb.hold_download(ids[0], timeout=30)
+    reported: list[tuple[str, str, bool]] = []
+
+    def on_item(item: vc.BatchItem) -> None:
+        reported.append((item.call_id, item.status, held.released))
+        if item.call_id != ids[0]:
+            held.release()
+
+    result = run(sb, cluster, ids, f"s3://{bucket}/live/", concurrency=2, partitions=1, on_item=on_item)
+    # Released by on_item, not by the hold's timeout: an item arrived while the partition
+    # (which cannot end before ids[0] is downloaded) was still running.
+    assert held.reached.is_set() and held.released and not held.timed_out
+    assert reported[0][0] != ids[0] and reported[0][2] is False
+    assert sorted(cid for cid, _, _ in reported) == sorted(ids)  # every call, once
+    assert all(status == "downloaded" for _, status, _ in reported)
+    assert result.ok and [i.call_id for i in result.results] == ids
+    assert_all_landed(moto, bucket, "live/", ids)
 
 
 class PinnedPartitions:
@@ -242,6 +259,38 @@ def test_a_failed_partition_loses_no_other_partition_s_results(
         assert all(not moto.exists(bucket, f"p/{cid}.ogg") for cid in first)
     finally:
         vd.download_many(ids[:1], f"s3://{bucket}/warm/", cluster, settings=settings(sb), api_key=sb.api_key)
+
+
+class FailingAfterItsWork(PinnedPartitions):
+    """Each partition does its work (its items reach us as events), then fails as a whole,
+    as when its worker is lost for good after the last call."""
+
+    def submit(self, fn: Any, *args: Any, key: str, **kwargs: Any) -> Any:
+        def then_fail(*a: Any, **k: Any) -> Any:
+            fn(*a, **k)
+            raise RuntimeError("the worker was lost")
+
+        return self._client.submit(then_fail, *args, key=key, **kwargs)
+
+
+def test_a_partition_that_failed_as_a_whole_keeps_what_its_worker_reported(
+    sb: Sandbox, cluster: Any, moto: MotoS3, bucket: str
+) -> None:
+    ids = IDS[:5]
+    heard: list[str] = []
+    result = run(
+        sb,
+        FailingAfterItsWork(cluster),
+        ids,
+        f"s3://{bucket}/lost/",
+        partitions=1,
+        on_item=lambda i: heard.append(i.call_id),
+    )
+    # Every object landed verified before the partition failed: the result says so.
+    assert [(i.call_id, i.status) for i in result.results] == [(cid, "downloaded") for cid in ids]
+    assert all(i.url == f"s3://{bucket}/lost/{i.call_id}.ogg" for i in result.results)
+    assert sorted(heard) == sorted(ids)
+    assert_all_landed(moto, bucket, "lost/", ids)
 
 
 def test_the_partition_function_runs_without_dask(
@@ -295,11 +344,19 @@ def test_an_unreachable_destination_fails_before_anything_is_submitted(
     assert sb.requests == []
 
 
-def verbex_cli(sb: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
+def cli_env(sb: Sandbox) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERBEX_")}
     env.update(VERBEX_API_KEY=sb.api_key, VERBEX_BASE_URL=sb.base_url)
+    return env
+
+
+def verbex_cli(sb: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "verbex_client", *args], capture_output=True, text=True, timeout=120, env=env
+        [sys.executable, "-m", "verbex_client", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(sb),
     )
 
 
@@ -317,28 +374,47 @@ def test_cli_on_the_cluster_prints_the_usual_lines(
     assert_all_landed(moto, bucket, "cli/", ids)
 
 
-def test_cli_with_a_local_cluster(sb: Sandbox, moto: MotoS3, bucket: str, tmp_path: Any) -> None:
-    ids = IDS[6:10]
+def test_cli_with_a_local_cluster_prints_each_call_as_its_worker_finishes_it(
+    sb: Sandbox, moto: MotoS3, bucket: str, tmp_path: Any
+) -> None:
+    """`--dask local:2`: one line per call, streamed. One recording of every partition is
+    held back until the test has read a line, so no partition can end before one is printed."""
+    ids = IDS[6:14]
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(ids) + "\n")
-    out = verbex_cli(
-        sb,
-        "recordings",
-        "download",
-        "--ids-file",
-        str(ids_file),
-        "-o",
-        f"s3://{bucket}/l/",
-        "--dask",
-        "local:1",
-        "--json",
-    )
-    assert out.returncode == 0, out.stderr
-    rows = [json.loads(line) for line in out.stdout.splitlines()]
-    # One line per call as it finishes (streamed from the workers), so in finishing order.
-    assert sorted((r["call_id"], r["status"], r["path"]) for r in rows) == [
-        (cid, "downloaded", f"s3://{bucket}/l/{cid}.ogg") for cid in sorted(ids)
-    ]
+    holds = [sb.hold_download(cid, timeout=60) for cid in ids[0::2]]  # partitions: 2 workers x 2
+    command = [sys.executable, "-m", "verbex_client", "recordings", "download", "--ids-file", str(ids_file)]
+    command += ["-o", f"s3://{bucket}/l/", "--dask", "local:2", "--concurrency", "2"]
+    lines: list[tuple[str, bool]] = []  # each line, and whether it came after the release
+    with (tmp_path / "stderr.txt").open("w+") as stderr:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=cli_env(sb))
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append((line.rstrip("\n"), all(h.released for h in holds)))
+                for held in holds:
+                    held.release()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            reader.join(120)
+            assert proc.wait(timeout=10) == 0, stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(10)
+        stderr.seek(0)
+        errors = stderr.read()
+    assert not any(h.timed_out for h in holds) and all(h.reached.is_set() for h in holds)
+    assert lines and lines[0][1] is False  # printed while every partition was still running
+    assert len(lines) == len(ids)
+    for cid in ids:
+        (line,) = [text for text, _ in lines if text.startswith(f"downloaded {cid} ")]
+        assert line.startswith(f"downloaded {cid} -> s3://{bucket}/l/{cid}.ogg (")
+    assert f"{len(ids)} downloaded, 0 skipped, 0 failed" in errors
     assert_all_landed(moto, bucket, "l/", ids)
 
 

@@ -251,12 +251,106 @@ def test_without_the_extra_the_error_names_the_pip_command(
     assert sb.requests == []
 
 
-def test_async_download_many_refuses_a_url_before_any_request(sb: Sandbox) -> None:
+def test_async_download_many_into_s3_lands_verified_and_a_rerun_calls_no_api(
+    sb: Sandbox, moto: MotoS3, bucket: str
+) -> None:
+    """AsyncVerbex takes a URL too: the same guarantees (checksum metadata, a multipart upload
+    for the big one, one manifest), its callbacks on the event loop."""
+    ids = [*SMALL, BIG_ID]
+    dest = f"s3://{bucket}/async/"
+    threads: set[str] = set()
+    heard: list[str] = []
+    sizes: dict[str, int] = {}
+
+    def on_item(item: vc.BatchItem) -> None:
+        threads.add(threading.current_thread().name)
+        heard.append(item.call_id)
+
+    def progress(call_id: str, done: int, total: int | None) -> None:
+        threads.add(threading.current_thread().name)
+        sizes[call_id] = done
+
+    async def batch(**kwargs: Any) -> vc.BatchResult:
+        async with sb.async_client() as client:
+            return await client.recordings.download_many(ids, dest, concurrency=4, **kwargs)
+
+    result = asyncio.run(batch(on_item=on_item, progress=progress))
+    assert result.ok, [str(i.error) for i in result.failed]
+    assert [i.call_id for i in result.results] == ids and sorted(heard) == sorted(ids)
+    assert threads == {threading.main_thread().name}  # every callback on the loop's thread
+    assert sizes[BIG_ID] == len(BIG) and sizes["call-0"] == len(SMALL["call-0"])
+    expected = {**SMALL, BIG_ID: BIG}
+    for item in result.results:
+        assert item.status == "downloaded" and item.url is not None
+        key = item.url.removeprefix(f"s3://{bucket}/")
+        assert moto.read(bucket, key) == expected[item.call_id]
+        assert moto.metadata(bucket, key)["crc32c"] == crc_hex(expected[item.call_id])
+        assert moto.metadata(bucket, key)["verbex-call-id"] == item.call_id
+    manifest = [json.loads(line) for line in moto.read(bucket, "async/manifest.jsonl").splitlines()]
+    assert sorted(e["call_id"] for e in manifest) == sorted(ids)
+    assert moto.open_uploads(bucket) == []
+
+    sb.clear_requests()
+    again = asyncio.run(batch())
+    assert [i.status for i in again.results] == ["skipped"] * len(ids)
+    assert sb.api_requests() == [] and sb.storage_requests() == []
+
+
+def test_a_cancelled_async_batch_stops_and_keeps_what_finished(
+    sb: Sandbox, moto: MotoS3, bucket: str
+) -> None:
+    """Cancelled from its first on_item: no callback runs after, the batch thread stops, what
+    landed is complete and recorded (the rerun skips it without an API call)."""
+    ids = list(SMALL)
+    dest = f"s3://{bucket}/cancel/"
+    heard: list[str] = []
+
+    async def cancelled() -> None:
+        async with sb.async_client() as client:
+            task: asyncio.Task[vc.BatchResult] | None = None
+
+            def on_item(item: vc.BatchItem) -> None:
+                heard.append(item.call_id)
+                assert task is not None
+                task.cancel()
+
+            def progress(call_id: str, done: int, total: int | None) -> None:
+                pass  # a callback per chunk: the batch's chance to notice the cancellation
+
+            task = asyncio.create_task(
+                client.recordings.download_many(ids, dest, concurrency=1, on_item=on_item, progress=progress)
+            )
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(cancelled())
+    assert len(heard) == 1  # nothing reported after the cancellation
+    landed = {key.removeprefix("cancel/").removesuffix(".ogg") for key in moto.recordings(bucket, "cancel/")}
+    assert heard[0] in landed and len(landed) < len(ids) // 2  # it stopped, far from the end
+    for cid in landed:
+        assert moto.read(bucket, f"cancel/{cid}.ogg") == SMALL[cid]
+        assert moto.metadata(bucket, f"cancel/{cid}.ogg")["crc32c"] == crc_hex(SMALL[cid])
+    assert moto.open_uploads(bucket) == []
+
+    sb.clear_requests()
+
+    async def rerun() -> vc.BatchResult:
+        async with sb.async_client() as client:
+            return await client.recordings.download_many(ids, dest, concurrency=4)
+
+    again = asyncio.run(rerun())
+    assert again.ok
+    assert {i.call_id for i in again.results if i.status == "skipped"} == landed
+    assert len(sb.api_requests()) == len(ids) - len(landed)  # what finished was recorded
+    assert len(moto.recordings(bucket, "cancel/")) == len(ids)
+
+
+def test_async_download_many_checks_the_destination_before_any_request(sb: Sandbox, moto: MotoS3) -> None:
     async def run() -> None:
         async with sb.async_client() as client:
-            await client.recordings.download_many(["call-1"], "s3://bucket/x/")
+            await client.recordings.download_many(["call-1"], "s3://no-such-bucket/x/")
 
-    with pytest.raises(vc.ConfigurationError, match=r"Verbex\.download_many"):
+    with pytest.raises(vc.DestinationError, match="the bucket does not exist"):
         asyncio.run(run())
     assert sb.requests == []
 

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from ._download import Cancelled, FinishedElsewhere, adownload, download
-from ._exceptions import ConfigurationError
 from ._files import TargetExists
 from ._models import DownloadResult, SignedRecordingUrl
 from ._paths import MANIFEST_NAME, name_key, with_tag
@@ -594,10 +593,18 @@ async def adownload_many(
     on_item: OnItem | None = None,
 ) -> BatchResult:
     if isinstance(dest_dir, str) and is_store_url(dest_dir):
-        raise ConfigurationError(
-            "AsyncVerbex.download_many writes to local directories only; for an object-store "
-            f"destination ({dest_dir.split('://', 1)[0]}://...) use Verbex.download_many or "
-            "verbex_client.distributed.download_many"
+        from ._object_store import adownload_many_to_store
+
+        return await adownload_many_to_store(
+            client,
+            call_ids,
+            dest_dir,
+            concurrency=concurrency,
+            overwrite=overwrite,
+            progress=progress,
+            expires_in_minutes=expires_in_minutes,
+            fsync=fsync,
+            on_item=on_item,
         )
     ids, manifest = plan_batch(
         call_ids,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._batch import BatchItem
+    from ._batch import BatchItem, BatchResult
     from ._client import Verbex
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -407,7 +407,7 @@ def cmd_download(args: argparse.Namespace) -> int:
                 if args.dask:
                     from .distributed import download_many_on
 
-                    download_many_on(
+                    result = download_many_on(
                         args.dask,
                         client,
                         ids,
@@ -419,6 +419,7 @@ def cmd_download(args: argparse.Namespace) -> int:
                         on_item=report,
                         connect_timeout=args.timeout,
                     )
+                    report.settle(result)
                 elif len(distinct) == 1 and not to_store:  # one call: no manifest, into a directory too
                     _download_one(client, distinct[0], dest, args, display, report)
                 else:
@@ -501,6 +502,12 @@ class _Report:
             _print_error(f"{item.call_id}: {self.reason(item)}")
         elif self.lines:
             print(f"{item.status} {item.call_id} -> {item.location} ({human_bytes(item.bytes)})", flush=True)
+
+    def settle(self, result: BatchResult) -> None:
+        """The batch's exact outcomes for the summary and exit status, in place of the lines
+        streamed (with --dask, a partition run again after its worker died may end a call
+        otherwise than its first run reported)."""
+        self.items = list(result.results)
 
     def as_json(self, item: BatchItem) -> str:
         return json.dumps(

@@ -275,6 +275,15 @@ class AsyncVerbex(_ClientBase[AsyncTransport]):
         self._check_open()
         return self._shared.async_()
 
+    def _sync_twin(self) -> Verbex:
+        """A `Verbex` with this client's options, network settings and time hooks, and pools of
+        its own (close it): for sync work run on a thread, such as an object-store batch. An
+        `http_client` given to this client is not used by it."""
+        twin = object.__new__(Verbex)
+        shared = _Shared(self._shared.network, self._shared.allow_insecure_storage)
+        twin._setup(SyncTransport(self._options, None, self._transport.hooks, network=shared.network), shared)
+        return twin
+
     @overload
     async def call(self, operation: Callable[..., Awaitable[Response[T]]], /, **arguments: Any) -> T: ...
     @overload

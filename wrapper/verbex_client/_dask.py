@@ -83,14 +83,18 @@ def connect(address: str, *, timeout: float = 10.0) -> Iterator[Any]:
     raise failure
 
 
-def _partition_failed(chunk: list[str], error: BaseException) -> list[BatchItem]:
-    """A partition that never reported: each of its ids failed with one of our exceptions."""
+def _partition_failed(
+    chunk: list[str], error: BaseException, streamed: dict[str, BatchItem]
+) -> list[BatchItem]:
+    """A partition that returned no results: each call keeps what a worker reported for it
+    (a verified object stays a fact when its worker died later); the others failed with one
+    of our exceptions."""
     if isinstance(error, VerbexError | FileExistsError):
         reason: Exception = error
     else:
         text = str(error).splitlines()[0][:300] if str(error) else ""
         reason = DownloadError(f"the partition failed on the cluster: {type(error).__name__}: {text}")
-    return [BatchItem(cid, "failed", None, reason) for cid in chunk]
+    return [streamed.get(cid) or BatchItem(cid, "failed", None, reason) for cid in chunk]
 
 
 def run_partitions(
@@ -106,6 +110,16 @@ def run_partitions(
     overwrite: bool,
     on_item: OnItem | None,
 ) -> BatchResult:
+    """Submit one task per partition and collect their results.
+
+    Each call's outcome comes back twice. At once, as a Dask event (`Worker.log_event` on
+    the worker, `Client.subscribe_topic` here: pushed to us, no polling, nothing held on
+    the scheduler for us to fetch): that feeds `on_item`, once per call, and is progress,
+    not the result. The result is what each partition's task returns: a lost event loses
+    nothing, and a partition Dask ran again after its worker died counts once (its last
+    run's items; `on_item` may have heard the first run's, e.g. "downloaded" where the
+    result says "skipped").
+    """
     dest = open_store(dest_url)
     probe(dest)  # before anything is submitted: a dead store, no bucket, no credentials
     if not ids:
@@ -141,8 +155,9 @@ def run_partitions(
     }
     del known
     wanted = set(ids)
+    streamed: dict[str, BatchItem] = {}  # the first outcome a worker reported for each call
     reported: set[str] = set()
-    items: dict[str, BatchItem] = {}
+    items: dict[str, BatchItem] = {}  # the result: what the partitions returned
 
     def tell(item: BatchItem) -> None:
         if item.call_id in wanted and item.call_id not in reported:  # once per call id
@@ -150,10 +165,16 @@ def run_partitions(
             if on_item is not None:
                 on_item(item)
 
+    def heard(event: dict[str, Any]) -> None:
+        item = item_from_dict(event)
+        if item.call_id in wanted:
+            streamed.setdefault(item.call_id, item)
+        tell(item)
+
     def drain() -> None:
         while True:
             try:
-                tell(item_from_dict(events.get_nowait()))
+                heard(events.get_nowait())
             except queue.Empty:
                 return
 
@@ -161,7 +182,7 @@ def run_partitions(
     try:
         while pending:
             with contextlib.suppress(queue.Empty):  # workers' events as they come
-                tell(item_from_dict(events.get(timeout=0.1)))  # a finished partition within 0.1 s
+                heard(events.get(timeout=0.1))  # a finished partition within 0.1 s
             drain()
             for future in [f for f in pending if f.done()]:
                 pending.remove(future)
@@ -169,7 +190,7 @@ def run_partitions(
                 try:
                     got = [item_from_dict(d) for d in future.result()]
                 except Exception as error:  # this partition only: the others keep their results
-                    got = _partition_failed(chunk, error)
+                    got = _partition_failed(chunk, error, streamed)
                 for item in got:
                     items[item.call_id] = item
                     tell(item)

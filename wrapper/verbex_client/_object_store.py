@@ -645,3 +645,106 @@ def _finished_items(manifest: StoreManifest, ids: list[str], concurrency: int) -
     with ThreadPoolExecutor(max_workers=min(concurrency * 2, len(listed))) as pool:
         found = list(pool.map(manifest.finished, listed))
     return [item for item in found if item is not None]
+
+
+# -- the async batch ---------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from ._client import AsyncVerbex
+
+STOP_GRACE = 10.0  # seconds a cancelled async batch waits for its thread to record what finished
+
+
+class BatchCancelled(BaseException):
+    """Raised in an async batch's thread by its next callback once the batch was cancelled: not
+    an Exception, so it is no item's failure but stops every worker, as Ctrl-C does."""
+
+
+async def adownload_many_to_store(
+    client: AsyncVerbex,
+    call_ids: Iterable[str],
+    dest_url: str,
+    *,
+    concurrency: int,
+    overwrite: bool,
+    progress: BatchProgress | None,
+    expires_in_minutes: int,
+    fsync: bool = True,
+    on_item: OnItem | None = None,
+) -> BatchResult:
+    """`AsyncVerbex.download_many` into an object store: `download_many_to_store` itself, on
+    a thread of its own with a `Verbex` of the client's options, so both keep one set of
+    guarantees. `progress` and `on_item` run on the event loop (the batch's thread waits
+    for each, and an exception from one acts as in the sync batch). Cancelled, the batch
+    stops at its next chunk or item, records what finished, and the cancellation goes on
+    after at most `STOP_GRACE` seconds of waiting for it."""
+    import asyncio
+    import concurrent.futures
+
+    ids = check_batch_args(call_ids, concurrency, expires_in_minutes, progress, overwrite, fsync, on_item)
+    client._check_open()
+    loop = asyncio.get_running_loop()
+    stop = threading.Event()
+
+    def on_loop(function: Callable[..., object], *args: Any) -> None:
+        """Run `function(*args)` on the event loop and wait for it (its exception raised here)."""
+        if stop.is_set():
+            raise BatchCancelled
+        done: concurrent.futures.Future[object] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                if stop.is_set():  # cancelled since: no callback runs after the cancellation
+                    raise BatchCancelled
+                done.set_result(function(*args))
+            except BaseException as error:  # handed to the batch's thread
+                done.set_exception(error)
+
+        loop.call_soon_threadsafe(run)
+        while True:
+            try:
+                done.result(timeout=0.5)
+                return
+            except concurrent.futures.TimeoutError:
+                if stop.is_set() or loop.is_closed():
+                    raise BatchCancelled from None
+
+    def report(item: BatchItem) -> None:
+        if on_item is not None:
+            on_loop(on_item, item)
+        elif stop.is_set():
+            raise BatchCancelled
+
+    def run_batch() -> BatchResult:
+        with client._sync_twin() as sync:
+            return download_many_to_store(
+                sync,
+                ids,
+                dest_url,
+                concurrency=concurrency,
+                overwrite=overwrite,
+                progress=None if progress is None else lambda *args: on_loop(progress, *args),
+                expires_in_minutes=expires_in_minutes,
+                fsync=fsync,
+                on_item=report,
+            )
+
+    outcome: concurrent.futures.Future[BatchResult] = concurrent.futures.Future()
+
+    def thread() -> None:
+        outcome.set_running_or_notify_cancel()
+        try:
+            outcome.set_result(run_batch())
+        except BaseException as error:  # raised from the await below
+            outcome.set_exception(error)
+
+    threading.Thread(target=thread, name="verbex-store-batch", daemon=True).start()
+    waiting = asyncio.wrap_future(outcome)
+    try:
+        return await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        stop.set()  # its next callback raises BatchCancelled: the batch stops, flushes its manifest
+        await asyncio.wait([waiting], timeout=STOP_GRACE)
+        if waiting.done() and not waiting.cancelled():
+            waiting.exception()  # retrieved: the batch's own exception is not the news here
+        raise

@@ -264,8 +264,12 @@ def download_many(
     the task graph); otherwise workers read `VERBEX_API_KEY`. The destination is checked
     before anything is submitted. A partition that fails (its worker died too often, no key
     on the worker) marks its own ids failed; every other partition's results are kept.
-    `on_item` is called here once per call id, as the workers report each outcome (streamed
-    back as Dask events), and for a partition that failed as a whole when it ends.
+    `on_item` is called here once per call id, as a worker finishes it (streamed back as
+    Dask events), and for a call no event told about when its partition ends. It is
+    progress: when a worker died and Dask ran its partition again, `on_item` has the first
+    outcome heard and the result the last run's ("skipped" for an object the first run
+    finished). The returned result is exact: each call once, from what the partitions
+    returned (a partition that failed as a whole keeps what its workers reported).
     """
     from ._dask import run_partitions
 
@@ -305,7 +309,9 @@ def download_many_on(
 ) -> BatchResult:
     """What `verbex recordings download --dask ADDRESS` runs: connect to the scheduler at
     `address` (`tcp://host:8786`), or start a local cluster (`local:N`, N worker processes),
-    and run the batch with `client`'s settings and key."""
+    and run the batch with `client`'s settings and key. `progress` and `on_item` hear each
+    call as its worker finishes it; the returned result is the exact one (see
+    `download_many`)."""
     from ._dask import connect
 
     def report(item: BatchItem) -> None:

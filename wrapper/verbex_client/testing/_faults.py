@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Literal
 
 import attrs
@@ -71,3 +72,36 @@ class FaultQueue:
     def pending(self) -> int:
         with self._lock:
             return sum(f.remaining for f in self._faults)
+
+
+class HeldDownload:
+    """A recording whose storage downloads wait until `release()` (`Sandbox.hold_download`):
+    a test sees what its client does meanwhile, without sleeping. A download waits at most
+    `timeout` seconds (then `timed_out` is True and it is answered normally), and never
+    past the sandbox's stop."""
+
+    def __init__(self, call_id: str, timeout: float) -> None:
+        self.call_id = call_id
+        self.timeout = timeout
+        self.reached = threading.Event()  # a download of it arrived (and waits, unless released)
+        self.timed_out = False
+        self._released = threading.Event()
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def release(self) -> None:
+        """Let every download of the recording through, waiting or still to come."""
+        self._released.set()
+
+    def wait(self, stopping: threading.Event) -> None:
+        """Called by the handler: hold this request until released, timed out or stopping."""
+        self.reached.set()
+        deadline = time.monotonic() + self.timeout
+        while not self._released.is_set() and not stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.timed_out = True
+                return
+            self._released.wait(min(left, 0.05))

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import attrs
 
-from ._faults import Fault, FaultQueue, Target
+from ._faults import Fault, FaultQueue, HeldDownload, Target
 from ._server import SandboxHandler, SandboxHTTPServer
 from ._storage import StorageError, StoredObject, sign
 
@@ -118,6 +118,7 @@ class Sandbox:
         self._urls_issued = 0
         self._issued_urls: list[str] = []
         self._pending_limits: list[tuple[int | None, float | None, int | None]] = []
+        self._holds: dict[str, HeldDownload] = {}  # by object path
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tmp: str | None = None
@@ -384,10 +385,28 @@ class Sandbox:
         with self._lock:
             self._pending_limits.append((count, after_seconds, after_bytes))
 
+    def hold_download(self, call_id: str, *, timeout: float = 60.0) -> HeldDownload:
+        """Hold every storage download of `call_id`'s recording until `.release()` (each waits
+        at most `timeout` seconds; `.reached` is set once one arrived):
+
+            held = sb.hold_download("call_1")
+            ...  # the client's other downloads go on; assert what it reported meanwhile
+            held.release()
+        """
+        with self._lock:
+            entry = self._objects.get(call_id)
+            if entry is None:
+                raise KeyError(f"no recording for {call_id!r}: add_recording() it first")
+            held = self._holds[entry.object_path] = HeldDownload(call_id, timeout)
+        return held
+
     def clear_faults(self) -> None:
         self.faults.clear()
         with self._lock:
             self._pending_limits.clear()
+            holds, self._holds = list(self._holds.values()), {}
+        for held in holds:
+            held.release()
         self.api_latency = self.storage_latency = 0.0
         self.storage_bytes_per_second = None
 
@@ -396,6 +415,12 @@ class Sandbox:
     def _pause(self, seconds: float) -> None:
         """An injected delay or stall; cut short when the sandbox stops (nobody is waiting then)."""
         self._stopping.wait(seconds)
+
+    def _wait_if_held(self, object_path: str) -> None:
+        with self._lock:
+            held = self._holds.get(object_path)
+        if held is not None:
+            held.wait(self._stopping)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

@@ -263,10 +263,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         sandbox = self.sandbox
         if sandbox.storage_latency:
             sandbox._pause(sandbox.storage_latency)
+        parts = urlsplit(self.path)
+        sandbox._wait_if_held(unquote(parts.path))
         fault = sandbox.faults.take("storage")
         if fault is not None and self._common_fault(fault):
             return
-        parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         obj = sandbox._object_at(unquote(parts.path))
         try:
