@@ -722,6 +722,7 @@ def _bulk(ours: Path, work: Path, sizes: Sizes, summary: list[tuple[str, ...]]) 
 
 
 GCS = "google-cloud-storage Blob.download_to_filename"
+FLOOR = "receive floor: urllib3 read and dropped"  # what TLS + HTTP alone cost: no checksum, no file
 
 
 def _downloads(
@@ -741,7 +742,11 @@ def _downloads(
         "verbex_client (default)": (ours, "verbex"),
         "verbex_client fsync=False": (ours, "verbex-nofsync"),
     }
-    downloaders.update({GCS: (peers, "gcs")} if tls is not None else {"raw httpx iter_raw": (ours, "httpx")})
+    downloaders.update(
+        {GCS: (peers, "gcs"), FLOOR: (ours, "floor")}
+        if tls is not None
+        else {"raw httpx iter_raw": (ours, "httpx")}
+    )
     prefix = "HTTPS download" if tls is not None else "download"
     if tls is None:
         lines = ["## Download to disk from nginx (sendfile on)", ""]
@@ -753,6 +758,8 @@ def _downloads(
             "through `SSL_CERT_FILE`, google-cloud-storage (anonymous, `api_endpoint` = this nginx,",
             "GETting `/download/storage/v1/b/bench/o/<object>?alt=media`, the same file) through",
             "`REQUESTS_CA_BUNDLE`. Ours and google-cloud-storage verify crc32c from `x-goog-hash`.",
+            "The receive floor is urllib3 (our venv) reading the same URL and dropping the bytes: no",
+            "checksum, no file; no Python client can beat it by much on this TLS stack.",
             "",
         ]
     lines += [
@@ -823,6 +830,8 @@ def _downloads(
             rows += [
                 ("verbex_client fsync=False", GCS, "`fsync=False` vs google-cloud-storage", 2.0),
                 ("verbex_client (default)", GCS, "default (fsync) vs google-cloud-storage", None),
+                (FLOOR, GCS, "receive floor (no checksum, no file) vs google-cloud-storage", None),
+                ("verbex_client fsync=False", FLOOR, "`fsync=False` vs the receive floor", None),
             ]
         for ours_name, other, label, target_speed in rows:
             speed = ratio(figs[other], figs[ours_name])  # >1 means ours is faster
@@ -963,11 +972,15 @@ def _bulk_https(
     def run_gcs(key: str, c: int) -> float:
         return measured(key, peers, "bulk-gcs", storage_url, sizes.bulk_count, c, dest)
 
+    def run_floor(key: str, c: int) -> float:
+        return measured(key, ours, "bulk-floor", storage_url, sizes.bulk_count, c)
+
     names = {
         "ours 1": "`download_many`, concurrency 1, default (fsync)",
         "ours c": f"`download_many`, concurrency {key_c}, default (fsync)",
         "ours c nofsync": f"`download_many`, concurrency {key_c}, `fsync=False`",
         "gcs c": f"google-cloud-storage `transfer_manager.download_many`, {key_c} threads",
+        "floor c": f"receive floor: urllib3, {key_c} threads, read and dropped (no API, no file)",
     }
     with Nginx(work, [], storage) as nginx:
         assert nginx.proc is not None
@@ -981,6 +994,7 @@ def _bulk_https(
                     "ours c": lambda: run_ours("ours c", key_c, True),
                     "ours c nofsync": lambda: run_ours("ours c nofsync", key_c, False),
                     "gcs c": lambda: run_gcs("gcs c", key_c),
+                    "floor c": lambda: run_floor("floor c", key_c),
                 },
             )
         finally:
@@ -994,6 +1008,8 @@ def _bulk_https(
         "The same nginx and delaying helper as the bulk section, storage over HTTPS (the API stays",
         "plain http on loopback). google-cloud-storage GETs the same files under its media path",
         "(also held back), with crc32c checks; it signs nothing, ours asks the API for each URL.",
+        "The receive floor GETs the same URLs with urllib3 and drops the bytes: no signing, no",
+        "checksum, no file.",
         "",
         "| run | seconds, median (min-max) | speed-up vs ours at 1 | client CPU s | servers CPU s |",
         "|---|---|---|---|---|",
@@ -1007,6 +1023,8 @@ def _bulk_https(
         (f"HTTPS bulk speed-up, concurrency {key_c} vs 1, default (fsync)", "ours 1", "ours c", 10.0),
         (f"HTTPS bulk at {key_c}, default (fsync) vs google-cloud-storage", "gcs c", "ours c", 2.0),
         (f"HTTPS bulk at {key_c}, `fsync=False` vs google-cloud-storage", "gcs c", "ours c nofsync", None),
+        (f"HTTPS bulk receive floor at {key_c} vs ours at 1 (a ceiling)", "ours 1", "floor c", None),
+        (f"HTTPS bulk at {key_c}, default (fsync): our time / the floor's", "ours c", "floor c", None),
     ):
         speed = ratio(figs[a], figs[b])
         summary.append(

@@ -6,6 +6,7 @@
     worker.py download gcs ENDPOINT TARGET OBJECT    (google-cloud-storage Blob.download_to_filename)
     worker.py profile URL CALLS                      -> {"component": seconds per call, ...}
     worker.py bulk URL KEY COUNT CONCURRENCY DEST FSYNC -> {"seconds": s}
+    worker.py bulk-floor ENDPOINT COUNT CONCURRENCY   (urllib3 threads, read and dropped)
     worker.py bulk-gcs ENDPOINT COUNT CONCURRENCY DEST  (transfer_manager.download_many, threads)
     worker.py serve PORT STORAGE_URL LATENCY         (the bulk API and delaying helper; runs until killed)
 
@@ -124,7 +125,10 @@ def download(name: str, url: str, target: str, obj: str = "") -> dict[str, float
     """Wall and CPU seconds from asking for the URL to a closed file (imports done first, as in a
     running service)."""
     if name in ("verbex", "verbex-nofsync") or name.startswith("verbex-ab-"):
-        import verbex_client._download  # noqa: F401 - a running service has loaded it on its first download
+        # A running service has loaded these on its first download (urllib3: our sync pool's).
+        import urllib3
+
+        import verbex_client._download  # noqa: F401
         from verbex_client import Verbex
 
         if name.startswith("verbex-ab-"):  # the write size A/B: our two size constants, set here
@@ -142,6 +146,21 @@ def download(name: str, url: str, target: str, obj: str = "") -> dict[str, float
         blob = Blob(obj, gcs_client(url).bucket(BUCKET))
         started, cpu = time.perf_counter(), time.process_time()
         blob.download_to_filename(target)  # checksum="auto": crc32c with google-crc32c's C library
+        return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
+    if name == "floor":  # the receive floor: TLS and HTTP only, no checksum, no file
+        import os
+        import ssl
+
+        import urllib3
+
+        context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"))
+        http = urllib3.PoolManager(ssl_context=context)
+        started, cpu = time.perf_counter(), time.process_time()
+        signed = json.loads(http.request("POST", url + PATH, json=BODY).data)["signed_url"]
+        reply = http.request("GET", signed, preload_content=False)
+        while reply.read(256 << 10):
+            pass
+        reply.release_conn()
         return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
     if name == "httpx":
         import httpx
@@ -206,7 +225,9 @@ def bulk(
     url: str, key: str, count: int, concurrency: int, dest: str, fsync: bool, use_async: bool = False
 ) -> dict[str, float]:
     """Wall seconds of one download_many, and the CPU seconds this process spent in it."""
-    import verbex_client._batch  # loaded before timing, as in a running service
+    import urllib3  # noqa: F401 - loaded before timing, as in a running service
+
+    import verbex_client._batch
     import verbex_client._download  # noqa: F401
     from verbex_client import AsyncVerbex, Verbex
 
@@ -233,6 +254,30 @@ def bulk(
     if not result.ok:
         raise SystemExit(f"bulk download failed: {result.failed[0].error}")
     return {"seconds": seconds, "cpu": cpu}
+
+
+def bulk_floor(endpoint: str, count: int, concurrency: int) -> dict[str, float]:
+    """The bulk receive floor: the same GETs from `concurrency` threads with urllib3, read and
+    dropped (no API call, no checksum, no file): what TLS and HTTP alone cost here."""
+    import os
+    import ssl
+    from concurrent.futures import ThreadPoolExecutor
+
+    import urllib3
+
+    context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"))
+    http = urllib3.PoolManager(maxsize=concurrency, ssl_context=context)
+
+    def get(n: int) -> None:
+        reply = http.request("GET", f"{endpoint}/bulk/bulk-{n}.ogg", preload_content=False)
+        while reply.read(256 << 10):
+            pass
+        reply.release_conn()
+
+    cpu, started = time.process_time(), time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(get, range(count)))
+    return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
 
 
 def bulk_gcs(endpoint: str, count: int, concurrency: int, dest: str) -> dict[str, float]:
@@ -326,6 +371,8 @@ def main(argv: list[str]) -> None:
         fsync = argv[6] == "fsync"
         use_async = len(argv) > 7 and argv[7] == "async"
         result = bulk(argv[1], argv[2], int(argv[3]), int(argv[4]), argv[5], fsync, use_async)
+    elif kind == "bulk-floor":
+        result = bulk_floor(argv[1], int(argv[2]), int(argv[3]))
     elif kind == "bulk-gcs":
         result = bulk_gcs(argv[1], int(argv[2]), int(argv[3]), argv[4])
     elif kind == "serve":

@@ -122,33 +122,33 @@ class SyncStorage:
         # What a request or its body can raise on the wire: urllib3 wraps http.client's own
         # errors (ProtocolError); a socket error may still arrive bare.
         self.errors: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, OSError)
-        self._pools: dict[str | None, urllib3.PoolManager] = {}
+        self._pools: dict[tuple[str | None, bool], urllib3.PoolManager] = {}
         self._lock = threading.Lock()
         self._ssl: Any = None
         self.closed = False
 
-    def _pool_for(self, proxy: str | None) -> urllib3.PoolManager:
+    def _pool_for(self, proxy: str | None, url: httpx.URL) -> urllib3.PoolManager:
+        # Plain-http storage (a sandbox) needs no TLS context: loading certifi's bundle costs
+        # ~20 ms, once per client. Anything that may do TLS gets ours, never urllib3's default.
+        tls = url.scheme == "https" or (proxy or "").startswith("https:")
         with self._lock:
             if self.closed:
                 raise closed_error()
-            pool = self._pools.get(proxy)
+            pool = self._pools.get((proxy, tls))
             if pool is None:
                 import urllib3
 
-                if self._ssl is None:
-                    self._ssl = self._network.ssl_context()
-                options: dict[str, Any] = {
-                    "maxsize": self._pool_size,
-                    "block": False,
-                    "ssl_context": self._ssl,
-                    "retries": False,
-                }
+                options: dict[str, Any] = {"maxsize": self._pool_size, "block": False, "retries": False}
+                if tls:
+                    if self._ssl is None:
+                        self._ssl = self._network.ssl_context()
+                    options["ssl_context"] = self._ssl
                 pool = (
                     urllib3.ProxyManager(proxy, **options)
                     if proxy is not None
                     else urllib3.PoolManager(**options)
                 )
-                self._pools[proxy] = pool
+                self._pools[(proxy, tls)] = pool
         return pool
 
     @contextmanager
@@ -156,7 +156,7 @@ class SyncStorage:
         """One GET, its body not yet read; the connection goes back to the pool afterwards."""
         import urllib3
 
-        pool = self._pool_for(self._network.proxy_for(url))
+        pool = self._pool_for(self._network.proxy_for(url), url)
         response = pool.urlopen(
             "GET",
             str(url),
