@@ -85,6 +85,7 @@ reliability: install
 
 bench: install system-tools
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/archive.py
 
 clean:
 	rm -rf $(VENV) node_modules build dist .build .mypy_cache .ruff_cache .pytest_cache .hypothesis .schemathesis
