@@ -120,10 +120,15 @@ def worker(python: Path, *args: object, env: dict[str, str] | None = None) -> di
 
 
 def interleaved(rounds: int, contenders: dict[K, Callable[[], float]]) -> dict[K, Figure]:
+    """Each contender once per round, the order reversed every other round. Before each run,
+    the disk gets the previous run's dirty pages (`os.sync`, off the clock): otherwise a
+    contender that does not fsync leaves its writeback to slow down the next one."""
     figures = {name: Figure() for name in contenders}
     order = list(contenders)
+    sync = getattr(os, "sync", lambda: None)
     for r in range(rounds):
         for name in order if r % 2 == 0 else reversed(order):
+            sync()
             figures[name].values.append(contenders[name]())
     return figures
 
