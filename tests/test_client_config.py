@@ -304,3 +304,59 @@ def test_proxies_from_the_environment_are_honoured(
     assert call_signed_url(mode, verbex_sandbox, "c1", client_options=options).call_id == "c1"
     (request,) = verbex_sandbox.api_requests()
     assert request.headers["Host"] == "api.verbex.invalid"
+
+
+def test_call_sends_the_request_the_generated_operation_builds(verbex_sandbox: Sandbox) -> None:
+    from verbex_api.api.call_recording import get_signed_url_v1_call_recording_signed_url_post as op
+    from verbex_api.models import CallRecordingRequest
+
+    verbex_sandbox.add_recording("c1", b"abc", file_name="c1.wav")
+    body = CallRecordingRequest(call_id="c1", expiration_url_in_minutes=7)
+    built = op._get_kwargs(body=body)
+    with verbex_sandbox.client() as client:
+        client.call(op, body=body)
+    (sent,) = verbex_sandbox.api_requests()
+    assert sent.method == built["method"].upper() and sent.path == built["url"]
+    assert sent.json() == built["json"]
+    assert sent.headers["Content-Type"] == "application/json"
+
+
+def test_operation_request_keeps_every_header_but_the_one_httpx_sets_for_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    import types
+
+    from verbex_client._operations import operation_for
+
+    module = types.ModuleType("verbex_api.api.fake.get_thing")
+
+    def _get_kwargs(*, thing_id: str, trace: str | None = None) -> dict[str, object]:
+        headers = {"Content-Type": "application/json"}
+        if trace is not None:
+            headers["X-Trace"] = trace
+        return {"method": "post", "url": f"/things/{thing_id}", "json": {}, "headers": headers}
+
+    def sync_detailed(**kwargs: object) -> None:
+        raise AssertionError("not called: client.call sends _get_kwargs's request itself")
+
+    def not_generated(**kwargs: object) -> None:
+        raise AssertionError("never called")
+
+    sync_detailed.__module__ = module.__name__
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    module._get_kwargs = _get_kwargs  # type: ignore[attr-defined]
+    module._parse_response = lambda *, client, response: None  # type: ignore[attr-defined]
+    module.sync_detailed = sync_detailed  # type: ignore[attr-defined]
+    operation = operation_for(module, is_async=False)
+    assert "headers" not in operation.request({"thing_id": "t1"})  # httpx adds exactly that
+    assert operation.request({"thing_id": "t1", "trace": "x"})["headers"] == {
+        "Content-Type": "application/json",
+        "X-Trace": "x",
+    }
+    with pytest.raises(TypeError, match="not a generated operation"):
+        operation_for(not_generated, is_async=False)  # its module (this one) has no _get_kwargs
+    bound = operation_for(functools.partial(module.sync_detailed, thing_id="t2"), is_async=False)
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        operation_for(functools.partial(module.sync_detailed, "t2"), is_async=False)
+    assert bound.request({})["url"] == "/things/t2"
