@@ -21,7 +21,10 @@ from pathlib import Path
 
 from ._exceptions import DestinationError, IntegrityError
 
-WRITE_SLICE = 256 << 10  # bytes per write(): 1 MiB writes into the page cache cost ~5x here
+# Bytes per write(). Large writes into the page cache were bimodal on the benchmark's kernel
+# (Linux 6.18: 1 MiB took 0.22-1.57 s per GiB); 64 KiB won every HTTPS A/B of this size in
+# benchmarks/RESULTS.md's session (1.2-1.6x over 256 KiB), for a few more system calls.
+WRITE_SLICE = 64 << 10
 READ_SIZE = 1 << 20
 LOCK_POLL_SECONDS = 0.05  # how often a waiting download tries the lock again
 
