@@ -126,7 +126,7 @@ def download(name: str, url: str, target: str, obj: str = "") -> dict[str, float
     running service)."""
     if name in ("verbex", "verbex-nofsync") or name.startswith("verbex-ab-"):
         # A running service has loaded these on its first download (urllib3: our sync pool's).
-        import urllib3
+        import urllib3  # noqa: F401
 
         import verbex_client._download  # noqa: F401
         from verbex_client import Verbex
@@ -148,19 +148,9 @@ def download(name: str, url: str, target: str, obj: str = "") -> dict[str, float
         blob.download_to_filename(target)  # checksum="auto": crc32c with google-crc32c's C library
         return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
     if name == "floor":  # the receive floor: TLS and HTTP only, no checksum, no file
-        import os
-        import ssl
-
-        import urllib3
-
-        context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"))
-        http = urllib3.PoolManager(ssl_context=context)
+        http = _floor_pool(1)
         started, cpu = time.perf_counter(), time.process_time()
-        signed = json.loads(http.request("POST", url + PATH, json=BODY).data)["signed_url"]
-        reply = http.request("GET", signed, preload_content=False)
-        while reply.read(256 << 10):
-            pass
-        reply.release_conn()
+        _get_and_drop(http, json.loads(http.request("POST", url + PATH, json=BODY).data)["signed_url"])
         return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
     if name == "httpx":
         import httpx
@@ -256,27 +246,34 @@ def bulk(
     return {"seconds": seconds, "cpu": cpu}
 
 
-def bulk_floor(endpoint: str, count: int, concurrency: int) -> dict[str, float]:
-    """The bulk receive floor: the same GETs from `concurrency` threads with urllib3, read and
-    dropped (no API call, no checksum, no file): what TLS and HTTP alone cost here."""
+def _floor_pool(size: int) -> Any:
+    """The receive floor's urllib3 pool, trusting the benchmark's CA (SSL_CERT_FILE)."""
     import os
     import ssl
-    from concurrent.futures import ThreadPoolExecutor
 
     import urllib3
 
     context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"))
-    http = urllib3.PoolManager(maxsize=concurrency, ssl_context=context)
+    return urllib3.PoolManager(maxsize=size, ssl_context=context)
 
-    def get(n: int) -> None:
-        reply = http.request("GET", f"{endpoint}/bulk/bulk-{n}.ogg", preload_content=False)
-        while reply.read(256 << 10):
-            pass
-        reply.release_conn()
 
+def _get_and_drop(http: Any, url: str) -> None:
+    """GET `url`, reading the body in 256 KiB reads (ours) and dropping it."""
+    reply = http.request("GET", url, preload_content=False)
+    while reply.read(256 << 10):
+        pass
+    reply.release_conn()
+
+
+def bulk_floor(endpoint: str, count: int, concurrency: int) -> dict[str, float]:
+    """The bulk receive floor: the same GETs from `concurrency` threads with urllib3, read and
+    dropped (no API call, no checksum, no file): what TLS and HTTP alone cost here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    http = _floor_pool(concurrency)
     cpu, started = time.process_time(), time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(get, range(count)))
+        list(pool.map(lambda n: _get_and_drop(http, f"{endpoint}/bulk/bulk-{n}.ogg"), range(count)))
     return {"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
 
 

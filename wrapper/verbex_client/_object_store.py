@@ -53,7 +53,7 @@ from ._exceptions import ConfigurationError, DestinationError
 from ._paths import MANIFEST_NAME, name_key, safe_file_name
 
 if TYPE_CHECKING:
-    from ._client import Verbex
+    from ._client import AsyncVerbex, Verbex
     from ._models import SignedRecordingUrl
 
 EXTRA_HINT = "pip install 'verbex-client[object-store]'"
@@ -648,9 +648,6 @@ def _finished_items(manifest: StoreManifest, ids: list[str], concurrency: int) -
 
 
 # -- the async batch ---------------------------------------------------------------------------
-
-if TYPE_CHECKING:
-    from ._client import AsyncVerbex
 
 STOP_GRACE = 10.0  # seconds a cancelled async batch waits for its thread to record what finished
 
