@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import gzip
+import itertools
 import multiprocessing
 import os
 import socket
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from test_downloads import with_client
 
 import verbex_client as vc
+from verbex_client import _files
 from verbex_client.testing import Sandbox
 
 DATA = os.urandom(1_500_000)
@@ -477,8 +479,76 @@ def test_async_cancellation_during_a_hung_tls_handshake_is_prompt(sb: Sandbox, t
 @pytest.fixture
 def without_linux_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     """What macOS or Windows lack: every call below has a fallback in _files."""
-    for name in ("fdatasync", "pread", "pwrite", "O_NOFOLLOW"):
+    for name in ("fdatasync", "pread", "pwrite", "O_NOFOLLOW", "posix_fadvise"):
         monkeypatch.delattr(os, name, raising=False)
+    monkeypatch.setattr(_files, "EARLY_WRITEBACK", 256 << 10)  # so DATA reaches that fallback too
+
+
+class DiskCalls:
+    """Records, in order, the early-writeback requests and the fdatasyncs (still performing
+    them), from every thread; posix_fadvise is put in where the platform lacks it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fadvise_error: OSError | None = None) -> None:
+        self.events: list[tuple[str, int, int]] = []
+        real_fadvise = getattr(os, "posix_fadvise", None)
+        real_sync = getattr(os, "fdatasync", None) or os.fsync
+        dontneed = getattr(os, "POSIX_FADV_DONTNEED", 4)
+
+        def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+            assert advice == dontneed
+            self.events.append(("writeback", offset, length))
+            if fadvise_error is not None:
+                raise fadvise_error
+            if real_fadvise is not None:
+                real_fadvise(fd, offset, length, advice)
+
+        def sync(fd: int) -> None:
+            self.events.append(("sync", 0, 0))
+            real_sync(fd)
+
+        monkeypatch.setattr(os, "POSIX_FADV_DONTNEED", dontneed, raising=False)
+        monkeypatch.setattr(os, "posix_fadvise", fadvise, raising=False)
+        monkeypatch.setattr(os, "fdatasync", sync, raising=False)
+        monkeypatch.setattr(_files, "EARLY_WRITEBACK", 256 << 10)
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return [(offset, offset + length) for kind, offset, length in self.events if kind == "writeback"]
+
+
+def test_with_fsync_writeback_starts_while_the_rest_arrives(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk writes of a fsynced download start every EARLY_WRITEBACK bytes, over exactly the
+    bytes written, before the one fdatasync; a resumed download goes on from where it was."""
+    calls = DiskCalls(monkeypatch)
+    sb.cut_next_download(700_000)
+    result = download(mode, sb, tmp_path)
+    assert result.resumed and (tmp_path / NAME).read_bytes() == DATA
+    ranges = calls.ranges()
+    assert ranges[0][0] == 0 and all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    assert all(end - start >= 256 << 10 for start, end in ranges)
+    assert len(DATA) - (256 << 10) < ranges[-1][1] <= len(DATA)
+    kinds = [kind for kind, _, _ in calls.events]
+    assert kinds.index("sync") > max(i for i, kind in enumerate(kinds) if kind == "writeback")
+    assert kinds.count("sync") == 1
+
+
+def test_without_fsync_no_writeback_is_started(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = DiskCalls(monkeypatch)
+    download(mode, sb, tmp_path, fsync=False)
+    assert (tmp_path / NAME).read_bytes() == DATA and calls.events == []
+
+
+def test_a_failing_writeback_request_leaves_the_flush_to_fdatasync(
+    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """posix_fadvise is advice: a file system that refuses it (EINVAL, ENOSYS) changes nothing."""
+    calls = DiskCalls(monkeypatch, fadvise_error=OSError(errno.EINVAL, "Invalid argument"))
+    assert download(mode, sb, tmp_path).crc32c == CRC
+    assert (tmp_path / NAME).read_bytes() == DATA
+    assert calls.ranges() and [kind for kind, _, _ in calls.events][-1] == "sync"
 
 
 def test_downloads_resume_and_verify_without_the_linux_only_calls(
