@@ -587,6 +587,24 @@ def test_storage_goes_through_the_configured_proxy_with_the_same_tls_rules(mode:
     assert streamed == (stored, "gzip")  # the same bytes on every path
 
 
+def test_storage_goes_through_the_environments_proxy(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`HTTPS_PROXY` from the environment reaches the storage pool too (read at its first
+    download, as httpx reads it per client), not only the API pool."""
+    from _proxy import ConnectProxy
+
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with Sandbox(tls=True) as sb, ConnectProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        sb.add_recording("c1", DATA, file_name=NAME)
+        result = download(mode, sb, tmp_path)
+        assert set(proxy.requests) == {f"CONNECT 127.0.0.1:{sb.port}"}
+        assert len(proxy.requests) >= 2  # the API pool's tunnel and the storage pool's
+    assert (tmp_path / NAME).read_bytes() == DATA and result.crc32c == CRC
+
+
 def test_downloads_log_each_storage_step_without_the_query(
     mode: str, sb: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

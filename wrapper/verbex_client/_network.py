@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import ssl
 import urllib.request
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -59,15 +60,20 @@ class NetworkSettings:
             return ssl.create_default_context(cafile=path)
         return httpx.create_ssl_context(verify=verify, trust_env=self.trust_env)
 
-    def proxy_for(self, url: httpx.URL) -> str | None:
-        """The proxy a request to `url` goes through: ours, else the environment's (unless
+    def environment_proxies(self) -> dict[str, str]:
+        """The environment's (or the OS settings') proxies, read once per pool as httpx reads
+        them once per client: `{}` with an explicit `proxy` or without `trust_env`. Reading
+        them costs ~60 µs, which every storage request paid."""
+        if self.proxy is not None or not self.trust_env:
+            return {}
+        return urllib.request.getproxies()
+
+    def proxy_for(self, url: httpx.URL, environment: Mapping[str, str]) -> str | None:
+        """The proxy a request to `url` goes through: ours, else the `environment`'s (unless
         `NO_PROXY` exempts the host), as httpx decides for its own requests."""
         if self.proxy is not None:
             return self.proxy
-        if not self.trust_env:
-            return None
-        proxies = urllib.request.getproxies()
-        chosen = proxies.get(url.scheme) or proxies.get("all")
+        chosen = environment.get(url.scheme) or environment.get("all")
         if not chosen or urllib.request.proxy_bypass(url.host):
             return None
         return chosen if "://" in chosen else f"http://{chosen}"

@@ -63,7 +63,8 @@ def check_storage_url(url: object, call_id: str, *, allow_insecure: bool) -> htt
 
     if not isinstance(url, str):
         raise refuse("is not a string")
-    if not url.isascii() or not url.isprintable() or any(ch.isspace() for ch in url):
+    # Printable ASCII leaves one whitespace character to refuse: the space.
+    if not url.isascii() or not url.isprintable() or " " in url:
         raise refuse("contains characters a URL cannot carry (spaces, line breaks, non-ASCII)")
     parsed: httpx.URL | None = None
     try:
@@ -125,6 +126,7 @@ class SyncStorage:
         self._pools: dict[tuple[str | None, bool], urllib3.PoolManager] = {}
         self._lock = threading.Lock()
         self._ssl: Any = None
+        self._environment_proxies: dict[str, str] | None = None  # read on the first request
         self.closed = False
 
     def _pool_for(self, proxy: str | None, url: httpx.URL) -> urllib3.PoolManager:
@@ -156,7 +158,9 @@ class SyncStorage:
         """One GET, its body not yet read; the connection goes back to the pool afterwards."""
         import urllib3
 
-        pool = self._pool_for(self._network.proxy_for(url), url)
+        if self._environment_proxies is None:
+            self._environment_proxies = self._network.environment_proxies()
+        pool = self._pool_for(self._network.proxy_for(url, self._environment_proxies), url)
         response = pool.urlopen(
             "GET",
             str(url),
