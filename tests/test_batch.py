@@ -16,7 +16,6 @@ from test_downloads import FsyncCounter, with_client
 
 import verbex_client as vc
 from conftest import SleepRecorder
-from verbex_client._batch import LEND_SLOT_AFTER_SECONDS_PER_DOWNLOAD, SlotLending
 from verbex_client.testing import Sandbox
 
 RECORDINGS = {f"call-{i}": os.urandom(200_000 + i) for i in range(6)}
@@ -95,59 +94,6 @@ def test_a_file_waiting_for_its_fsync_does_not_hold_a_download_slot(
     assert result.ok and len(manifest(tmp_path)) == len(RECORDINGS)
     assert next_started_during_first_flush == [True]
     assert sb.peak_storage_in_flight == 1
-
-
-def test_a_worker_keeps_its_slot_while_files_finish_fast_and_lends_it_once_they_slow(
-    mode: str, sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With concurrency 1: the first file's flush lends the slot (nothing timed yet); once a
-    flush was timed as instant they keep it, so the next download waits for the flush; one
-    timed as slow (1 s on the batch's injected clock) makes the following flushes lend it again.
-    The second file may have its body in before the first one's finish was timed: either way."""
-    now = [0.0]
-    real_fdatasync = os.fdatasync
-    flushes: list[bool] = []  # per file: did the next download start during its flush?
-    order = threading.Lock()
-
-    def observed_flush(fd: int) -> None:
-        with order:
-            n = len(flushes) + 1
-            before = len(sb.storage_requests())
-            lent = n in (1, 4, 5)  # what the rule gives; the last file has no next download
-            deadline = time.monotonic() + (5 if lent else 0.3)  # wait for it, or see none come
-            while len(sb.storage_requests()) == before and time.monotonic() < deadline and n < 6:
-                time.sleep(0.01)
-            flushes.append(len(sb.storage_requests()) > before)
-            if n == 3:
-                now[0] += 1.0  # this finish took a second, on the batch's clock
-        real_fdatasync(fd)
-
-    def run(client: Any) -> Any:
-        client._transport.hooks.monotonic = lambda: now[0]
-        return client.recordings.download_many(list(RECORDINGS), tmp_path, concurrency=1)
-
-    monkeypatch.setattr(os, "fdatasync", observed_flush)
-    result = with_client(mode, sb, run)
-    assert result.ok and len(manifest(tmp_path)) == len(RECORDINGS)
-    assert flushes[0] and flushes[2:] == [False, True, True, False]
-    assert sb.peak_storage_in_flight == 1
-
-
-def test_slot_lending_follows_the_average_finish_time() -> None:
-    lending = SlotLending(time.monotonic, concurrency=16)
-    assert lending.limit == 16 * LEND_SLOT_AFTER_SECONDS_PER_DOWNLOAD
-    assert lending.lend()  # nothing timed yet: lend, in case the disk is slow
-    lending.timed(lending.limit / 4)
-    assert not lending.lend()  # a fast disk: keep the slot, no thread hand-off
-    lending.timed(lending.limit * 8)
-    assert lending.lend()  # one slow finish moves the average past the limit
-    for _ in range(20):
-        lending.timed(lending.limit / 4)
-    assert not lending.lend()  # and fast ones bring it back
-    # With fewer downloads at once a hand-off is cheaper and an idle slot a larger share.
-    few = SlotLending(time.monotonic, concurrency=1)
-    few.timed(lending.limit / 4)
-    assert few.lend()
 
 
 def test_urls_are_signed_ahead_but_at_most_one_wave_ahead(mode: str, sb: Sandbox, tmp_path: Path) -> None:

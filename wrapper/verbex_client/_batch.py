@@ -8,6 +8,7 @@ that parses and a rerun skips what is done without calling the API.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import queue
@@ -400,7 +401,7 @@ def run_signed(
     report: Callable[[BatchItem], None],
 ) -> None:
     """Sign `todo`'s URLs ahead and run `work` on at most `concurrency` of them at once (each
-    may lend its slot through `received` once its body is in); every outcome to `report`.
+    gives its slot back through `received` once its body is in); every outcome to `report`.
 
     The destination is `work`'s business: a directory (`download`) or an object store.
     """
@@ -408,8 +409,7 @@ def run_signed(
     interrupted: list[BaseException] = []
     workers = min(workers, len(todo))
     signed = _SigningAhead(client, todo, concurrency, workers, expires_in_minutes, cancel)
-    receiving = threading.Semaphore(concurrency)  # bodies received at once (see SlotLending)
-    lending = SlotLending(client._transport.hooks.monotonic, concurrency)
+    receiving = threading.Semaphore(concurrency)  # bodies received at once (see _HeldSlot)
 
     def guarded(body: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -424,23 +424,20 @@ def run_signed(
         return run
 
     def worker() -> None:
-        slot = _Slot(receiving.release)
-        try:
-            while slot.held or acquire_unless_cancelled(receiving, cancel):
-                slot.held = True
+        while acquire_unless_cancelled(receiving, cancel):
+            slot = _HeldSlot(receiving.release)
+            try:
                 job = signed.next()
                 if job is None:
                     return
                 call_id, url = job
-                if not isinstance(url, SignedRecordingUrl):
-                    report(_failed(call_id, url))
-                    continue
-                finish = lending.item(slot)
-                item = work(call_id, url, finish.begin, cancel)
-                finish.end()
-                report(item)
-        finally:
-            slot.release()
+                report(
+                    work(call_id, url, slot.release, cancel)
+                    if isinstance(url, SignedRecordingUrl)
+                    else _failed(call_id, url)
+                )
+            finally:
+                slot.release()
 
     # Daemon threads, not an executor: after Ctrl-C we must not wait for a
     # request blocked on the network. Whatever they still finish is complete
@@ -471,7 +468,7 @@ def run_signed(
 
 def finishing_workers(concurrency: int, *, fsync: bool) -> int:
     """Workers for `concurrency` downloads at once: twice as many when files are fsynced, so
-    that while some finish (fsync, rename) as many others can receive (see SlotLending).
+    that while some wait for the disk as many others receive (the fsync does not hold a slot).
     """
     return concurrency * 2 if fsync else concurrency
 
@@ -487,73 +484,18 @@ def acquire_unless_cancelled(slots: threading.Semaphore, cancel: threading.Event
     return True
 
 
-# A worker lends its receiving slot while the batch's files take this long per download at
-# once (on average) to finish: 1.25 ms at concurrency 1, 20 ms at 16.
-LEND_SLOT_AFTER_SECONDS_PER_DOWNLOAD = 0.00125
-_AVERAGE_WEIGHT = 0.25  # of the latest finish in the moving average
-
-
-class SlotLending:
-    """Whether a worker whose download has its body in lends its receiving slot to a parked
-    worker while it finishes the file (fsync, rename, manifest line; an object store's upload).
-
-    Lent until a finish was timed, then while the batch's finishes take at
-    least `limit` on average. Lending keeps the network busy meanwhile, which
-    is worth most when few download at once (an idle slot is much of the
-    batch, and a thread hand-off is cheap). With many at once, on a disk that
-    finishes a file in a few ms, it costs more than it saves: a hand-off per
-    file among threads that all want the CPU (a 16-way HTTPS batch took ~1.1x
-    the time, benchmarks/RESULTS.md), so the worker keeps its slot and takes
-    the next download itself; a busy or network disk, or an upload's
-    completion, still lends. The estimate is shared by the batch's workers; a
-    lost update between two of them only delays it by one file.
+class _HeldSlot:
+    """One item's receiving slot: given back once, when its body is in (download's `received`,
+    before the fsync and rename) or when the item ends, whichever comes first.
     """
 
-    def __init__(self, monotonic: Callable[[], float], concurrency: int) -> None:
-        self.monotonic = monotonic
-        self.limit = concurrency * LEND_SLOT_AFTER_SECONDS_PER_DOWNLOAD
-        self.average: float | None = None  # seconds a finish takes, None until one was timed
-
-    def lend(self) -> bool:
-        return self.average is None or self.average >= self.limit
-
-    def timed(self, seconds: float) -> None:
-        average = self.average
-        self.average = seconds if average is None else average + _AVERAGE_WEIGHT * (seconds - average)
-
-    def item(self, slot: _Slot) -> _Finish:
-        return _Finish(self, slot)
-
-
-class _Slot:
-    """One worker's receiving slot: kept from one download to the next, given back when lent
-    or when the worker stops."""
-
-    def __init__(self, give_back: Callable[[], object]) -> None:
-        self._give_back = give_back
-        self.held = False
+    def __init__(self, give_back: Callable[[], None]) -> None:
+        self._give_back: Callable[[], None] | None = give_back
 
     def release(self) -> None:
-        if self.held:
-            self.held = False
-            self._give_back()
-
-
-class _Finish:
-    """One download's finish: `begin` is its `received` (lends the slot when due), `end` times it."""
-
-    def __init__(self, lending: SlotLending, slot: _Slot) -> None:
-        self._lending, self._slot = lending, slot
-        self._started: float | None = None
-
-    def begin(self) -> None:
-        self._started = self._lending.monotonic()
-        if self._lending.lend():
-            self._slot.release()
-
-    def end(self) -> None:
-        if self._started is not None:  # a failed download never began finishing
-            self._lending.timed(self._lending.monotonic() - self._started)
+        give_back, self._give_back = self._give_back, None
+        if give_back is not None:
+            give_back()
 
 
 SIGNED_PER_SIGNER = 16  # download workers one signing thread (or task) keeps supplied
@@ -687,8 +629,8 @@ async def adownload_many(
     todo = iter(pending)
     workers = min(finishing_workers(concurrency, fsync=fsync), len(pending))
     ahead = asyncio.Semaphore(concurrency)  # signed but not yet taken by a worker (see _SigningAhead)
-    receiving = asyncio.Semaphore(concurrency)  # see SlotLending
-    lending = SlotLending(client._transport.hooks.monotonic, concurrency)
+    receiving = asyncio.Semaphore(concurrency)  # see _HeldSlot
+    loop = asyncio.get_running_loop()
     ready: asyncio.Queue[tuple[str, SignedRecordingUrl | Exception] | None] = asyncio.Queue()
 
     async def sign() -> None:
@@ -731,26 +673,23 @@ async def adownload_many(
         return BatchItem(call_id, "downloaded", result.path, None, result.bytes)
 
     async def worker() -> None:
-        slot = _Slot(receiving.release)
-        try:
-            while True:
-                if not slot.held:
-                    await receiving.acquire()
-                    slot.held = True
+        while True:
+            await receiving.acquire()
+            slot = _HeldSlot(receiving.release)
+            try:
                 job = await ready.get()
                 if job is None:
                     return
                 ahead.release()
                 call_id, url = job
-                if not isinstance(url, SignedRecordingUrl):
-                    report(_failed(call_id, url))
-                    continue
-                finish = lending.item(slot)
-                item = await work(call_id, url, finish.begin)  # adownload calls it on the loop
-                finish.end()
-                report(item)
-        finally:
-            slot.release()
+                report(
+                    # `received` runs on the download's thread: the release goes to the loop
+                    await work(call_id, url, functools.partial(loop.call_soon_threadsafe, slot.release))
+                    if isinstance(url, SignedRecordingUrl)
+                    else _failed(call_id, url)
+                )
+            finally:
+                slot.release()
 
     try:
         async with asyncio.TaskGroup() as group:  # cancelling the batch cancels every download
