@@ -87,7 +87,10 @@ def run_python(package_dir: Path, code: str, *args: str) -> subprocess.Completed
 
 
 def mypy(package_dir: Path, *targets: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    from test_generation import seed_mypy_cache
+
     env = dict(os.environ, MYPYPATH=str(package_dir))
+    seed_mypy_cache(package_dir / ".mypy_cache")
     return subprocess.run(
         [str(VENV_BIN / "mypy"), "--cache-dir", str(package_dir / ".mypy_cache"), *targets],
         capture_output=True,
