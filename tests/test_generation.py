@@ -52,7 +52,6 @@ def copy_repo(dest: Path) -> Path:
         if source.is_file():  # a tracked file deleted in the worktree is not copied
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)  # copy2: keep mtimes, so make sees nothing stale
-    seed_mypy_cache(dest / ".mypy_cache")
     return dest
 
 

@@ -512,9 +512,10 @@ def grown_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, str
     """A scratch copy of the repo taken back to the seed's spec, then `make update-spec
     SPEC=<the grown fixture>`: the first spec update a team makes, however far openapi.json has
     moved since (the wrapper must still work with the grown fixture)."""
-    from test_generation import copy_repo
+    from test_generation import copy_repo, seed_mypy_cache
 
     repo = copy_repo(tmp_path_factory.mktemp("grown") / "repo")
+    seed_mypy_cache(repo / ".mypy_cache")  # for its `make typecheck`
     (repo / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
     shutil.copy2(SPECS / "seed.json", repo / "openapi.json")
     assert make(repo, "generate").returncode == 0

@@ -126,7 +126,8 @@ class SyncStorage:
         self._pools: dict[tuple[str | None, bool], urllib3.PoolManager] = {}
         self._lock = threading.Lock()
         self._ssl: Any = None
-        self._environment_proxies: dict[str, str] | None = None  # read on the first request
+        # Made on a client's first download (see _client._Shared), as httpx reads them per client.
+        self._environment_proxies = network.environment_proxies()
         self.closed = False
 
     def _pool_for(self, proxy: str | None, url: httpx.URL) -> urllib3.PoolManager:
@@ -158,8 +159,6 @@ class SyncStorage:
         """One GET, its body not yet read; the connection goes back to the pool afterwards."""
         import urllib3
 
-        if self._environment_proxies is None:
-            self._environment_proxies = self._network.environment_proxies()
         pool = self._pool_for(self._network.proxy_for(url, self._environment_proxies), url)
         response = pool.urlopen(
             "GET",
