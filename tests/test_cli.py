@@ -338,8 +338,14 @@ def test_tty_shows_progress_bars(sb: Sandbox, tmp_path: Path) -> None:
 def test_sigint_leaves_no_target_and_a_rerun_completes(sb: Sandbox, tmp_path: Path) -> None:
     sb.cut_next_download(1_000_000)
     sb.delay_next(30, target="storage")  # the resume request hangs: interrupt it there
+    # Ctrl-C's handler as an interactive shell leaves it, whatever this run inherited (a
+    # background job's SIGINT is ignored, and children inherit that).
+    main = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('verbex_client', run_name='__main__')"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "verbex_client", "recordings", "download", "big", "-o", str(tmp_path)],
+        [sys.executable, "-c", main, "recordings", "download", "big", "-o", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
